@@ -1,0 +1,1 @@
+"""Dataset tools: dance videos to pose videos, keypoints and a meta file."""

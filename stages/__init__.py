@@ -1,0 +1,1 @@
+"""Training stages (stage 1: ReferenceNet + pose guider; stage 2: motion modules)."""
