@@ -1,0 +1,64 @@
+"""The five models of a weight set, built at a named size."""
+
+import json
+from dataclasses import dataclass, fields
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from omegaconf import OmegaConf
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from ..paths import model_size_dir
+from .pose_guider import PoseGuider
+from .unet import build_unet, make_denoising_unet, strip_output_head
+
+
+@dataclass
+class AnimateModels:
+    """VAE, CLIP image encoder, ReferenceNet, denoising UNet and pose guider, plus the profile they imply."""
+
+    vae: AutoencoderKL
+    image_encoder: CLIPVisionModelWithProjection
+    reference_unet: UNet2DConditionModel
+    denoising_unet: UNet2DConditionModel
+    pose_guider: PoseGuider
+    profile: str = "ours"
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The models by field name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "profile"}
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "AnimateModels":
+        """Move every model (in place) and return self."""
+        for module in self.modules().values():
+            module.to(device=device, dtype=dtype)
+        return self
+
+
+def size_config(size: str) -> dict:
+    """The configs of a model size: unet, vae, image_encoder (dicts) and the pose-guider/motion settings."""
+    folder = model_size_dir(size)
+    config = {name: json.loads((folder / name / "config.json").read_text()) for name in ("unet", "vae", "image_encoder")}
+    config.update(OmegaConf.to_container(OmegaConf.load(folder / "model.yaml")))
+    return config
+
+
+def build_animate_unets(
+    unet_config: dict, pose_guider_channels: list[int], motion_pe: int | None
+) -> tuple[UNet2DConditionModel, UNet2DConditionModel, PoseGuider]:
+    """ReferenceNet (no output head), denoising UNet (+ motion modules when motion_pe is set), pose guider."""
+    reference_unet = build_unet(unet_config)
+    strip_output_head(reference_unet)
+    denoising_unet = make_denoising_unet(build_unet(unet_config), motion_pe)
+    pose_guider = PoseGuider(unet_config["block_out_channels"][0], pose_guider_channels)
+    return reference_unet, denoising_unet, pose_guider
+
+
+def build_random_models(size: str, seed: int = 0, motion: bool = True) -> AnimateModels:
+    """Randomly initialised models of a size (tests, the demo before a trained model, smoke runs)."""
+    config = size_config(size)
+    torch.manual_seed(seed)
+    unets = build_animate_unets(config["unet"], config["pose_guider_channels"], config["motion_pe_length"] if motion else None)
+    vae = AutoencoderKL.from_config({k: v for k, v in config["vae"].items() if not k.startswith("_")})
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**config["image_encoder"]))
+    return AnimateModels(vae, image_encoder, *unets, profile="ours")

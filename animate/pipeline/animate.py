@@ -1,0 +1,180 @@
+"""The denoising loop: a reference photo and pose frames to video latents, then streamed decoding."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+from ..errors import AnimateError
+from ..models.bundle import AnimateModels
+from ..models.reference import ReferenceAttention
+from ..models.unet import denoise_video, motion_pe_length
+from .guidance import classifier_free_guidance
+from .schedulers import make_scheduler
+from .windows import blend_weights, context_windows
+
+
+class PoseFrames(Protocol):
+    """Pose images at the output size, read a window at a time (uint8 RGB [n, H, W, 3])."""
+
+    def __len__(self) -> int: ...
+
+    def read(self, start: int, stop: int) -> np.ndarray: ...
+
+
+@dataclass
+class AnimateSettings:
+    """Sampling options of one video."""
+
+    width: int
+    height: int
+    steps: int = 30
+    guidance: float = 3.5
+    context_frames: int = 24
+    context_overlap: int = 4
+    sampler: str = "ddim"
+    seed: int = 0
+
+
+def clip_pixels(image: Image.Image) -> torch.Tensor:
+    """The reference as CLIP input: 224×224 bicubic (aspect ignored), OpenAI mean/std; [1, 3, 224, 224]."""
+    pixels = np.asarray(image.convert("RGB").resize((224, 224), Image.BICUBIC), dtype=np.float32) / 255.0
+    pixels = (pixels - np.array(OPENAI_CLIP_MEAN, dtype=np.float32)) / np.array(OPENAI_CLIP_STD, dtype=np.float32)
+    return torch.from_numpy(pixels).permute(2, 0, 1)[None]
+
+
+def vae_pixels(image: Image.Image, width: int, height: int) -> torch.Tensor:
+    """The reference resized to (width, height), scaled to [-1, 1]; [1, 3, H, W]."""
+    pixels = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.float32)
+    return torch.from_numpy(pixels / 127.5 - 1.0).permute(2, 0, 1)[None]
+
+
+def pose_pixels(frames: np.ndarray) -> torch.Tensor:
+    """uint8 pose images [n, H, W, 3] → float [n, 3, H, W] in [0, 1] (the pose guider's input, not normalised)."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+
+
+class AnimatePipeline:
+    """Animate Anyone inference: ReferenceNet once per video, windowed denoising with CFG, chunked decoding."""
+
+    def __init__(self, models: AnimateModels, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                 offload: bool = False):
+        self.models = models
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.offload = offload
+        for module in models.modules().values():
+            module.eval().requires_grad_(False)
+        models.to(device="cpu" if offload else self.device, dtype=dtype)
+        self.reference = ReferenceAttention(models.reference_unet, models.denoising_unet)
+
+    @contextmanager
+    def _using(self, *modules: torch.nn.Module):
+        """Have the modules on the compute device for the block (moved back afterwards when offloading)."""
+        if self.offload:
+            for module in modules:
+                module.to(self.device)
+        try:
+            yield
+        finally:
+            if self.offload:
+                for module in modules:
+                    module.to("cpu")
+
+    @property
+    def max_context_frames(self) -> int | None:
+        """The longest window the motion modules' position table allows (None: no motion modules)."""
+        return motion_pe_length(self.models.denoising_unet)
+
+    def encode_reference(self, image: Image.Image, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference latents [1, 4, H/8, W/8] (the VAE posterior mean, scaled) and CLIP context [1, 1, D]."""
+        vae, encoder = self.models.vae, self.models.image_encoder
+        with self._using(vae, encoder):
+            pixels = vae_pixels(image, width, height).to(self.device, self.dtype)
+            latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
+            embeds = encoder(clip_pixels(image).to(self.device, self.dtype)).image_embeds
+        return latents, embeds[:, None]
+
+    def check(self, settings: AnimateSettings) -> None:
+        """Reject settings the loaded models cannot run, with one clear line."""
+        if settings.width % 8 or settings.height % 8 or settings.width < 8 or settings.height < 8:
+            raise AnimateError(f"width and height must be positive multiples of 8, got {settings.width}x{settings.height}")
+        limit = self.max_context_frames
+        if limit is not None and settings.context_frames > limit:
+            raise AnimateError(
+                f"--context-frames {settings.context_frames} exceeds the motion modules' position table ({limit} frames)"
+            )
+        if not 0 <= settings.context_overlap < settings.context_frames:
+            raise AnimateError(f"--context-overlap must be in [0, {settings.context_frames - 1}], got {settings.context_overlap}")
+        if settings.steps < 1:
+            raise AnimateError(f"--steps must be at least 1, got {settings.steps}")
+
+    def initial_latents(self, num_frames: int, settings: AnimateSettings) -> torch.Tensor:
+        """Seeded Gaussian noise [1, 4, F, H/8, W/8], drawn on the CPU so a seed gives the same video on any device."""
+        generator = torch.Generator().manual_seed(settings.seed)
+        shape = (1, self.models.denoising_unet.config.in_channels, num_frames, settings.height // 8, settings.width // 8)
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
+
+    @torch.no_grad()
+    def denoise(self, image: Image.Image, poses: PoseFrames, settings: AnimateSettings,
+                latents: torch.Tensor | None = None, progress: bool = True) -> torch.Tensor:
+        """Denoised latents [1, 4, F, H/8, W/8] for every pose frame."""
+        self.check(settings)
+        num_frames = len(poses)
+        if num_frames < 1:
+            raise AnimateError("the pose input has no frames")
+        models = self.models
+        reference_latents, clip_context = self.encode_reference(image, settings.width, settings.height)
+        with self._using(models.reference_unet):
+            self.reference.encode(reference_latents, clip_context)
+        scheduler = make_scheduler(settings.sampler)
+        scheduler.set_timesteps(settings.steps, device=self.device)
+        if latents is None:
+            latents = self.initial_latents(num_frames, settings)
+        latents = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
+
+        motion = self.max_context_frames is not None
+        overlap = settings.context_overlap if motion else 0
+        windows = context_windows(num_frames, settings.context_frames, overlap)
+        weights = [w.to(self.device) for w in blend_weights(windows, num_frames, overlap)]
+        guided = settings.guidance != 1.0
+        context = torch.cat([torch.zeros_like(clip_context), clip_context]) if guided else clip_context
+        try:
+            with self._using(models.denoising_unet, models.pose_guider):
+                for t in tqdm(scheduler.timesteps, desc="denoising", disable=not progress):
+                    prediction = torch.zeros_like(latents)
+                    for window, weight in zip(windows, weights):
+                        pose = pose_pixels(poses.read(window.start, window.stop)).to(self.device, self.dtype)
+                        pose_features = models.pose_guider(pose)
+                        x = scheduler.scale_model_input(latents[:, :, window.start : window.stop], t).to(self.dtype)
+                        n = len(window)
+                        if guided:
+                            x = torch.cat([x, x])
+                            self.reference.select(torch.tensor([-1] * n + [0] * n, device=self.device))
+                        else:
+                            self.reference.select(torch.zeros(n, dtype=torch.long, device=self.device))
+                        out = denoise_video(models.denoising_unet, x, t, context, pose_features).float()
+                        if guided:
+                            out = classifier_free_guidance(out, settings.guidance)
+                        prediction[:, :, window.start : window.stop] += out * weight[None, None, :, None, None]
+                    latents = scheduler.step(prediction, t, latents).prev_sample
+        finally:
+            self.reference.clear()
+        return latents
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, chunk: int = 8) -> Iterator[np.ndarray]:
+        """Decode [1, 4, F, h, w] latents `chunk` frames at a time into uint8 RGB frames [n, H, W, 3]."""
+        vae = self.models.vae
+        with self._using(vae):
+            for start in range(0, latents.shape[2], chunk):
+                z = latents[0, :, start : start + chunk].transpose(0, 1).to(self.device, self.dtype)
+                images = vae.decode(z / vae.config.scaling_factor).sample
+                images = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+                yield images.permute(0, 2, 3, 1).cpu().numpy()
