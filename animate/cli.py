@@ -1,0 +1,128 @@
+"""The `animate` command: infer, download, convert."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import AnimateError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line and exits 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_infer(commands) -> None:
+    p = commands.add_parser("infer", help="animate a photo with a pose video", description="Animate a photo with a pose video.")
+    p.add_argument("--ref", type=Path, required=True, help="the person's photo (any common image format)")
+    p.add_argument("--pose", type=Path, required=True, help="a rendered DWPose-style pose video")
+    p.add_argument("--weights", default="pretrained_weights",
+                   help="weight set: a Moore/MusePose folder, our folder or .safetensors, or random:tiny (default: %(default)s)")
+    p.add_argument("-o", "--out", type=Path, help="output .mp4 (default outputs/<ref>_<pose>_<seed>.mp4)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
+    p.add_argument("-W", "--width", type=int, help="output width (multiple of 8; default from the photo's aspect)")
+    p.add_argument("-H", "--height", type=int, help="output height (multiple of 8; default from the photo's aspect)")
+    p.add_argument("-L", "--max-frames", type=int, help="use at most this many pose frames")
+    p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--steps", type=int, help="sampling steps (default: the profile's)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (default 3.5)")
+    p.add_argument("--context-frames", type=int, help="frames per sliding window (default: the profile's, 24)")
+    p.add_argument("--context-overlap", type=int, help="frames shared by neighbouring windows (default 4)")
+    p.add_argument("--sampler", choices=("ddim", "dpm++"), default="ddim")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16")
+    p.add_argument("--offload", action="store_true", help="keep models on the CPU until used (small GPUs)")
+    p.add_argument("--profile", choices=("moore", "musepose", "ours"), help="override the profile the weights imply")
+    p.add_argument("--motion-module", type=Path, help="motion modules to use instead of the set's (.pth/.ckpt)")
+    p.add_argument("--grid", action="store_true", help="also write <out>_grid.mp4: ref | pose | result")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_download(commands) -> None:
+    p = commands.add_parser("download", help="fetch the released weights", description="Fetch the files inference needs.")
+    p.add_argument("--dir", type=Path, default=Path("pretrained_weights"), help="target folder (default: %(default)s)")
+    p.add_argument("--set", dest="weight_set", choices=("moore", "musepose"), default="moore")
+
+
+def _add_convert(commands) -> None:
+    p = commands.add_parser("convert", help="rewrite a weight set", description="Rewrite a weight set in another layout or precision.")
+    p.add_argument("src", help="a weight set (folder, .safetensors, or random:SIZE)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="new folder to write")
+    p.add_argument("--layout", choices=("ours", "moore"), default="ours", help="ours: one safetensors; moore: four .pth")
+    p.add_argument("--dtype", choices=("fp16", "bf16", "fp32"), default="fp16")
+    p.add_argument("--motion-module", type=Path, help="motion modules to merge in (.pth/.ckpt)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line parser."""
+    parser = _Parser(prog="animate", description="Pose-driven human video diffusion.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_infer(commands)
+    _add_download(commands)
+    _add_convert(commands)
+    return parser
+
+
+def _infer(args) -> None:
+    from .infer import InferOptions, run_infer
+
+    options = InferOptions(
+        ref=args.ref, pose=args.pose, weights=args.weights, out=args.out, force=args.force, width=args.width,
+        height=args.height, max_frames=args.max_frames, fps=args.fps, seed=args.seed, steps=args.steps, cfg=args.cfg,
+        context_frames=args.context_frames, context_overlap=args.context_overlap, sampler=args.sampler,
+        device=args.device, dtype=args.dtype, offload=args.offload, profile=args.profile,
+        motion_module=args.motion_module, grid=args.grid, progress=not args.no_progress,
+    )
+    print(run_infer(options))
+
+
+def _download(args) -> None:
+    from .download import download_weights
+
+    download_weights(args.dir, args.weight_set)
+    print(args.dir)
+
+
+def _convert(args) -> None:
+    from .models.weights import DTYPES, load_models, save_weight_set
+
+    models = load_models(args.src, motion_module=args.motion_module)
+    print(save_weight_set(models, args.out, args.layout, DTYPES[args.dtype]))
+
+
+def _quiet_libraries() -> None:
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a sub-command; any failure is one line on stderr and a non-zero exit."""
+    args = build_parser().parse_args(argv)
+    try:
+        _quiet_libraries()
+        {"infer": _infer, "download": _download, "convert": _convert}[args.command](args)
+    except AnimateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug or an environment problem: still one line, traceback on request
+        if os.environ.get("ANIMATE_DEBUG"):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(f"error: {type(err).__name__}: {first} (set ANIMATE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Weight sets on disk: Moore-AnimateAnyone and MusePose .pth folders, AnimateDiff motion checkpoints, our safetensors.
+
+Big models are built on the meta device and the loaded tensors assigned in place, so loading holds the
+weights once. Every problem with a file is one line naming the file and the key.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+from transformers import CLIPVisionModelWithProjection
+
+from ..errors import AnimateError
+from ..paths import model_size_dir
+from .bundle import AnimateModels, build_animate_unets, build_random_models
+from .pose_guider import PoseGuider
+from .unet import motion_pe_length
+
+MOORE_FILES = {
+    "reference_unet": "reference_unet.pth",
+    "denoising_unet": "denoising_unet.pth",
+    "pose_guider": "pose_guider.pth",
+    "motion_module": "motion_module.pth",
+}
+OURS_FILE = "animate.safetensors"
+FORMAT_VERSION = "1"
+UNET_CONFIGS = ("stable-diffusion-v1-5/unet/config.json", "sd-image-variations-diffusers/unet/config.json", "unet/config.json")
+VAE_DIRS = ("sd-vae-ft-mse", "vae")
+IMAGE_ENCODER_DIR = "image_encoder"
+OUTPUT_HEAD_KEYS = ("conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias")
+MOTION_MARK = ".motion_modules."
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class Checkpoint:
+    """The three Animate Anyone state dicts of a weight set, what they imply, and where each came from."""
+
+    reference_unet: dict[str, torch.Tensor]
+    denoising_unet: dict[str, torch.Tensor]  # 2-D keys (+ motion-module keys for a stage-2 set)
+    pose_guider: dict[str, torch.Tensor]
+    unet_config: dict
+    profile: str
+    sources: dict[str, Path]  # reference_unet / denoising_unet / pose_guider / motion_module → file
+
+    @property
+    def motion_pe(self) -> int | None:
+        """Frames the motion modules' position tables cover (None for a stage-1 set)."""
+        tables = [v.shape[1] for k, v in self.denoising_unet.items() if k.endswith("pos_encoder.pe")]
+        return max(tables) if tables else None
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A flat state dict from .pth/.ckpt/.bin (weights_only, memory-mapped) or .safetensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnimateError(f"{path}: weight file not found")
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), "pt") as f:
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        else:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as err:
+                if "mmap" not in str(err):
+                    raise
+                state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) pickles
+    except AnimateError:
+        raise
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AnimateError(f"{path}: not a readable weight file ({reason[:200]})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise AnimateError(f"{path}: not a state dict of tensors")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def split_motion(state: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """(2-D keys, motion-module keys) of a denoising-UNet state dict."""
+    motion = {k: v for k, v in state.items() if MOTION_MARK in k}
+    return {k: v for k, v in state.items() if MOTION_MARK not in k}, motion
+
+
+def _find(root: Path, candidates: tuple[str, ...]) -> Path | None:
+    for base in (root, root.parent):
+        for name in candidates:
+            if (base / name).exists():
+                return base / name
+    return None
+
+
+def _unet_config(root: Path) -> dict:
+    path = _find(root, UNET_CONFIGS) or model_size_dir("sd15") / "unet" / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise AnimateError(f"{path}: not a readable UNet config.json ({err})") from None
+
+
+def _read_moore(folder: Path, layout: str) -> Checkpoint:
+    files = {name: folder / file for name, file in MOORE_FILES.items()}
+    missing = [str(p) for name, p in files.items() if name != "motion_module" and not p.is_file()]
+    if missing:
+        raise AnimateError(f"incomplete weight set: missing {', '.join(missing)} (see `animate download`)")
+    denoising, motion = split_motion(read_state_dict(files["denoising_unet"]))
+    sources = {name: p for name, p in files.items() if p.is_file()}
+    if files["motion_module"].is_file():
+        motion = read_state_dict(files["motion_module"])
+    elif motion:
+        sources["motion_module"] = files["denoising_unet"]
+    reference = read_state_dict(files["reference_unet"])
+    for key in OUTPUT_HEAD_KEYS:
+        reference.pop(key, None)
+    checkpoint = Checkpoint(reference, {**denoising, **motion}, read_state_dict(files["pose_guider"]),
+                            _unet_config(folder), layout, sources)
+    if checkpoint.motion_pe and checkpoint.motion_pe >= 128:
+        checkpoint.profile = "musepose"
+    return checkpoint
+
+
+def _read_ours(path: Path) -> Checkpoint:
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            keys = list(f.keys())
+            if meta.get("format") != "animate":
+                raise AnimateError(f"{path}: not an animate weight file (no 'format: animate' metadata)")
+            parts: dict[str, dict] = {"reference_unet": {}, "denoising_unet": {}, "pose_guider": {}}
+            for key in keys:
+                component, _, name = key.partition(".")
+                if component not in parts:
+                    raise AnimateError(f"{path}: unexpected key {key!r}")
+                parts[component][name] = f.get_tensor(key)
+        config = json.loads(meta["unet_config"])
+    except AnimateError:
+        raise
+    except Exception as err:
+        raise AnimateError(f"{path}: not a readable animate weight file ({str(err).splitlines()[0][:200]})") from None
+    sources = {name: path for name in parts}
+    if any(MOTION_MARK in k for k in parts["denoising_unet"]):
+        sources["motion_module"] = path
+    return Checkpoint(parts["reference_unet"], parts["denoising_unet"], parts["pose_guider"], config,
+                      meta.get("profile", "ours"), sources)
+
+
+def read_checkpoint(path: Path, motion_module: Path | None = None) -> Checkpoint:
+    """The state dicts of a weight set: a Moore or MusePose folder, our folder, or our .safetensors file.
+
+    `motion_module` (a Moore motion_module.pth or AnimateDiff mm_sd_v15_v2.ckpt) replaces the set's motion modules.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix == ".safetensors":
+        checkpoint = _read_ours(path)
+    elif (path / OURS_FILE).is_file():
+        checkpoint = _read_ours(path / OURS_FILE)
+    elif (path / "MusePose" / MOORE_FILES["denoising_unet"]).is_file():
+        checkpoint = _read_moore(path / "MusePose", "musepose")
+    elif (path / MOORE_FILES["denoising_unet"]).is_file():
+        checkpoint = _read_moore(path, "moore")
+    elif not path.exists():
+        raise AnimateError(f"weights not found: {path} (run `animate download --dir {path}`, or pass --weights)")
+    else:
+        raise AnimateError(
+            f"{path}: no weight set here (expected {OURS_FILE}, {MOORE_FILES['denoising_unet']} or MusePose/)"
+        )
+    if motion_module is not None:
+        two_d, _ = split_motion(checkpoint.denoising_unet)
+        checkpoint.denoising_unet = {**two_d, **read_state_dict(Path(motion_module))}
+        checkpoint.sources["motion_module"] = Path(motion_module)
+    return checkpoint
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: Path, what: str,
+                     keys: set[str] | None = None) -> None:
+    """Exact key and shape match against `model` (restricted to `keys`), else one line naming file and key."""
+    expected = {k: v.shape for k, v in model.state_dict().items() if keys is None or k in keys}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    more = lambda items: f" (and {len(items) - 1} more)" if len(items) > 1 else ""  # noqa: E731
+    if missing:
+        raise AnimateError(f"{source}: missing key {missing[0]!r} for the {what}{more(missing)}")
+    if unexpected:
+        raise AnimateError(f"{source}: unexpected key {unexpected[0]!r} for the {what}{more(unexpected)}")
+    for key, shape in expected.items():
+        if state[key].shape != shape:
+            raise AnimateError(
+                f"{source}: {key!r} has shape {list(state[key].shape)}, the {what} expects {list(shape)}"
+            )
+
+
+def _pose_guider_channels(state: dict[str, torch.Tensor], source: Path) -> list[int]:
+    try:
+        return [state["conv_in.weight"].shape[0]] + [state[f"blocks.{i}.weight"].shape[0] for i in (1, 3, 5)]
+    except KeyError as err:
+        raise AnimateError(f"{source}: missing key {err.args[0]!r} for the pose guider") from None
+
+
+def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[nn.Module, nn.Module, PoseGuider]:
+    """ReferenceNet, denoising UNet and pose guider built on the meta device and loaded strictly (assign, no copy)."""
+    src = checkpoint.sources
+    pe_lengths = {v.shape[1] for k, v in checkpoint.denoising_unet.items() if k.endswith("pos_encoder.pe")}
+    if len(pe_lengths) > 1:
+        raise AnimateError(f"{src['motion_module']}: motion modules disagree on the position-table length {sorted(pe_lengths)}")
+    channels = _pose_guider_channels(checkpoint.pose_guider, src["pose_guider"])
+    try:
+        with torch.device("meta"):
+            reference, denoising, pose_guider = build_animate_unets(checkpoint.unet_config, channels, checkpoint.motion_pe)
+    except (TypeError, ValueError, KeyError) as err:
+        raise AnimateError(f"UNet config cannot be built: {err}") from None
+    config_note = "UNet built from its config.json"
+    check_state_dict(reference, checkpoint.reference_unet, src["reference_unet"], f"ReferenceNet ({config_note})")
+    two_d, motion = split_motion(checkpoint.denoising_unet)
+    model_keys = set(denoising.state_dict())
+    check_state_dict(denoising, two_d, src["denoising_unet"], f"denoising UNet ({config_note})",
+                     {k for k in model_keys if MOTION_MARK not in k})
+    if motion:
+        check_state_dict(denoising, motion, src["motion_module"], "motion modules (AnimateDiff v2 layout: 21 modules)",
+                         {k for k in model_keys if MOTION_MARK in k})
+    check_state_dict(pose_guider, checkpoint.pose_guider, src["pose_guider"], "pose guider")
+    reference.load_state_dict(checkpoint.reference_unet, strict=True, assign=True)
+    denoising.load_state_dict(checkpoint.denoising_unet, strict=True, assign=True)
+    pose_guider.load_state_dict(checkpoint.pose_guider, strict=True, assign=True)
+    return reference, denoising, pose_guider
+
+
+def _load_pretrained(cls, folder: Path | None, what: str, root: Path, dtype: torch.dtype):
+    if folder is None or not (folder / "config.json").is_file():
+        raise AnimateError(f"{root}: no {what} folder with a config.json (see `animate download`)")
+    try:
+        return cls.from_pretrained(str(folder), torch_dtype=dtype)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise AnimateError(f"{folder}: cannot load the {what} ({str(err).strip().splitlines()[0][:200]})") from None
+
+
+def load_models(spec: str | Path, dtype: torch.dtype = torch.float32, profile: str | None = None,
+                motion_module: Path | None = None) -> AnimateModels:
+    """All five models of a weight set (on the CPU). `random:SIZE` builds random weights of that size."""
+    spec_text = str(spec)
+    if spec_text.startswith("random:"):
+        models = build_random_models(spec_text.split(":", 1)[1])
+    else:
+        root = Path(spec)
+        checkpoint = read_checkpoint(root, motion_module)
+        unets = build_from_checkpoint(checkpoint)
+        folder = root.parent if root.is_file() else root
+        vae = _load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder, dtype)
+        encoder = _load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder",
+                                   folder, dtype)
+        models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile)
+    if profile is not None:
+        models.profile = profile
+    return models
+
+
+def checkpoint_from_models(models: AnimateModels) -> Checkpoint:
+    """The state dicts of loaded models (for saving)."""
+    config = {k: v for k, v in dict(models.reference_unet.config).items() if not k.startswith("_")}
+    return Checkpoint(models.reference_unet.state_dict(), models.denoising_unet.state_dict(),
+                      models.pose_guider.state_dict(), config, models.profile, {})
+
+
+def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+
+
+def _write_ours(checkpoint: Checkpoint, folder: Path, dtype: torch.dtype) -> None:
+    tensors = {}
+    for component in ("reference_unet", "denoising_unet", "pose_guider"):
+        tensors.update({f"{component}.{k}": v for k, v in _cast(getattr(checkpoint, component), dtype).items()})
+    metadata = {"format": "animate", "version": FORMAT_VERSION, "profile": checkpoint.profile,
+                "unet_config": json.dumps(checkpoint.unet_config), "motion_pe": str(checkpoint.motion_pe or "")}
+    save_file(tensors, str(folder / OURS_FILE), metadata=metadata)
+
+
+def _write_moore(checkpoint: Checkpoint, folder: Path, dtype: torch.dtype) -> None:
+    two_d, motion = split_motion(_cast(checkpoint.denoising_unet, dtype))
+    torch.save(_cast(checkpoint.reference_unet, dtype), folder / MOORE_FILES["reference_unet"])
+    torch.save(two_d, folder / MOORE_FILES["denoising_unet"])
+    torch.save(_cast(checkpoint.pose_guider, dtype), folder / MOORE_FILES["pose_guider"])
+    if motion:
+        torch.save(motion, folder / MOORE_FILES["motion_module"])
+    config_path = folder / UNET_CONFIGS[0]
+    config_path.parent.mkdir(parents=True)
+    config_path.write_text(json.dumps({"_class_name": "UNet2DConditionModel", **checkpoint.unet_config}, indent=2))
+
+
+LAYOUTS = ("ours", "moore")
+
+
+def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", dtype: torch.dtype = torch.float16) -> Path:
+    """Write a complete weight set (UNets, pose guider, VAE, image encoder) into a new folder, atomically."""
+    if layout not in LAYOUTS:
+        raise AnimateError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
+    folder = Path(folder)
+    if folder.is_file() or (folder.is_dir() and any(folder.iterdir())):
+        raise AnimateError(f"{folder}: already exists and is not empty")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    try:
+        checkpoint = checkpoint_from_models(models)
+        (_write_ours if layout == "ours" else _write_moore)(checkpoint, staging, dtype)
+        models.vae.save_config(staging / VAE_DIRS[0])
+        save_file(_cast(models.vae.state_dict(), dtype), str(staging / VAE_DIRS[0] / "diffusion_pytorch_model.safetensors"))
+        models.image_encoder.save_pretrained(staging / IMAGE_ENCODER_DIR, state_dict=_cast(models.image_encoder.state_dict(), dtype))
+        if folder.is_dir():
+            folder.rmdir()
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def describe(models: AnimateModels) -> str:
+    """One line on what was loaded: profile and whether there are motion modules."""
+    pe = motion_pe_length(models.denoising_unet)
+    motion = f"motion modules (position table {pe} frames)" if pe else "no motion modules (stage-1: frames independent)"
+    return f"profile {models.profile}, {motion}"

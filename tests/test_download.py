@@ -1,0 +1,122 @@
+"""Weight download: the per-set file table, skip-if-present, and one-line errors (hub mocked or offline)."""
+
+import json
+from pathlib import Path
+
+import httpx2
+import huggingface_hub.constants
+import pytest
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+from animate import download
+from animate.download import download_weights, required_files
+from animate.errors import AnimateError
+from animate.paths import model_size_dir
+
+MOORE = [
+    "denoising_unet.pth",
+    "reference_unet.pth",
+    "pose_guider.pth",
+    "motion_module.pth",
+    "sd-vae-ft-mse/config.json",
+    "sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
+    "image_encoder/config.json",
+    "image_encoder/pytorch_model.bin",
+    "stable-diffusion-v1-5/unet/config.json",
+]
+MUSEPOSE = [
+    "MusePose/denoising_unet.pth",
+    "MusePose/reference_unet.pth",
+    "MusePose/pose_guider.pth",
+    "MusePose/motion_module.pth",
+    *MOORE[4:8],
+    "sd-image-variations-diffusers/unet/config.json",
+]
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[tuple[str, str]]:
+    """Replace hf_hub_download with a fake that writes a small file and records (repo_id, filename)."""
+    recorded = []
+
+    def fake(repo_id: str, filename: str, local_dir: Path) -> str:
+        recorded.append((repo_id, filename))
+        path = Path(local_dir) / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"weights")
+        return str(path)
+
+    monkeypatch.setattr(download, "hf_hub_download", fake)
+    return recorded
+
+
+@pytest.mark.parametrize("weight_set, expected", [("moore", MOORE), ("musepose", MUSEPOSE)])
+def test_all_files_land_and_second_run_fetches_nothing(tmp_path, calls, weight_set, expected, capsys):
+    target = tmp_path / "weights"
+    paths = download_weights(target, weight_set)
+    assert paths == [target / p for p in expected]
+    assert required_files(weight_set) == expected
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+    assert len(calls) == len(expected) - 1
+    shipped = json.loads((model_size_dir("sd15") / "unet" / "config.json").read_text())
+    assert json.loads(paths[-1].read_text()) == shipped
+    assert capsys.readouterr().err.count("fetch ") == len(expected) - 1
+
+    calls.clear()
+    assert download_weights(target, weight_set, progress=False) == paths
+    assert calls == []
+    assert capsys.readouterr().err == ""
+
+
+def test_present_files_are_kept_and_empty_ones_refetched(tmp_path, calls):
+    (tmp_path / "sd-vae-ft-mse").mkdir()
+    (tmp_path / "sd-vae-ft-mse" / "config.json").write_text("{}")
+    (tmp_path / "pose_guider.pth").touch()
+    download_weights(tmp_path, progress=False)
+    fetched = [filename for _, filename in calls]
+    assert "config.json" not in fetched
+    assert "pose_guider.pth" in fetched
+    assert len(fetched) == len(MOORE) - 2
+    assert (tmp_path / "sd-vae-ft-mse" / "config.json").read_text() == "{}"
+    assert (tmp_path / "pose_guider.pth").read_bytes() == b"weights"
+
+
+def test_offline_is_one_line_error_and_writes_nothing_final(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(AnimateError) as info:
+        download_weights(tmp_path, progress=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "offline" in message and "denoising_unet.pth" in message and "patrolli/AnimateAnyone" in message
+    assert not any((tmp_path / p).exists() for p in MOORE)
+
+
+RESPONSE = httpx2.Response(500, request=httpx2.Request("HEAD", "https://huggingface.co/x"))
+
+
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (httpx2.ReadError("connection reset"), "cannot reach the Hub"),
+        (RepositoryNotFoundError("401 Client Error.\n\nRepository Not Found", response=RESPONSE), "repository not found"),
+        (HfHubHTTPError("500 Server Error: boom\ndetails", response=RESPONSE), "500 Server Error: boom"),
+        (OSError(28, "No space left on device"), "No space left on device"),
+    ],
+)
+def test_hub_errors_become_one_line(tmp_path, monkeypatch, error, reason):
+    def fail(**_) -> str:
+        raise error
+
+    monkeypatch.setattr(download, "hf_hub_download", fail)
+    with pytest.raises(AnimateError, match=reason) as info:
+        download_weights(tmp_path, "musepose", progress=False)
+    assert "\n" not in str(info.value)
+    assert "MusePose/denoising_unet.pth from TMElyralab/MusePose" in str(info.value)
+
+
+def test_unknown_weight_set(tmp_path):
+    with pytest.raises(AnimateError, match="moore, musepose"):
+        download_weights(tmp_path, "animatediff")
+    with pytest.raises(AnimateError, match="unknown weight set"):
+        required_files("nope")
