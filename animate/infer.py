@@ -94,7 +94,7 @@ def run_infer(options: InferOptions) -> Path:
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
     device, dtype = resolve_device(options.device, options.dtype)
 
-    models = load_models(options.weights, dtype=dtype, profile=options.profile, motion_module=options.motion_module)
+    models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
     profile = get_profile(models.profile)
     if str(options.weights).startswith("random:"):
         print("note: random weights — the video shows structure only, not a person (demo until a trained model ships)",

@@ -236,18 +236,20 @@ def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[nn.Module, nn.Module,
     return reference, denoising, pose_guider
 
 
-def _load_pretrained(cls, folder: Path | None, what: str, root: Path, dtype: torch.dtype):
+def _load_pretrained(cls, folder: Path | None, what: str, root: Path):
     if folder is None or not (folder / "config.json").is_file():
         raise AnimateError(f"{root}: no {what} folder with a config.json (see `animate download`)")
     try:
-        return cls.from_pretrained(str(folder), torch_dtype=dtype)
+        return cls.from_pretrained(str(folder))
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise AnimateError(f"{folder}: cannot load the {what} ({str(err).strip().splitlines()[0][:200]})") from None
 
 
-def load_models(spec: str | Path, dtype: torch.dtype = torch.float32, profile: str | None = None,
-                motion_module: Path | None = None) -> AnimateModels:
-    """All five models of a weight set (on the CPU). `random:SIZE` builds random weights of that size."""
+def load_models(spec: str | Path, profile: str | None = None, motion_module: Path | None = None) -> AnimateModels:
+    """All five models of a weight set, on the CPU in the files' precision (the pipeline casts once, when moving them).
+
+    `random:SIZE` builds random weights of that size.
+    """
     spec_text = str(spec)
     if spec_text.startswith("random:"):
         models = build_random_models(spec_text.split(":", 1)[1])
@@ -256,9 +258,8 @@ def load_models(spec: str | Path, dtype: torch.dtype = torch.float32, profile: s
         checkpoint = read_checkpoint(root, motion_module)
         unets = build_from_checkpoint(checkpoint)
         folder = root.parent if root.is_file() else root
-        vae = _load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder, dtype)
-        encoder = _load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder",
-                                   folder, dtype)
+        vae = _load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder)
+        encoder = _load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder", folder)
         models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile)
     if profile is not None:
         models.profile = profile
