@@ -1,6 +1,9 @@
 """`animate infer`: a photo and a pose video in, an mp4 of that person dancing out."""
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +86,20 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     return resolved, names[dtype]
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block: native libraries' own log lines (decord/ffmpeg) are hidden."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_infer(options: InferOptions) -> Path:
     """Run the whole job and return the written mp4's path."""
     if options.max_frames is not None and options.max_frames < 1:
@@ -90,16 +107,13 @@ def run_infer(options: InferOptions) -> Path:
     if options.fps is not None and options.fps <= 0:
         raise AnimateError(f"--fps must be positive, got {options.fps}")
     reference = load_image(options.ref)
-    info = probe_video(options.pose)
+    with _native_stderr_silenced():  # decord logs 'ERROR opening ...' itself before we raise our one line
+        info = probe_video(options.pose)
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
     device, dtype = resolve_device(options.device, options.dtype)
 
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
     profile = get_profile(models.profile)
-    if str(options.weights).startswith("random:"):
-        print("note: random weights — the video shows structure only, not a person (demo until a trained model ships)",
-              file=sys.stderr)
-    print(f"loaded {options.weights}: {describe(models)}", file=sys.stderr)
     width, height = canvas_size(reference.width, reference.height, options.width, options.height, profile.short_side)
     settings = AnimateSettings(
         width=width, height=height, seed=options.seed, sampler=options.sampler,
@@ -110,6 +124,11 @@ def run_infer(options: InferOptions) -> Path:
     )
     pipeline = AnimatePipeline(models, device, dtype, offload=options.offload)
     pipeline.check(settings)
+    # Only once every option has been accepted: a rejected run's stderr is its one error line.
+    if str(options.weights).startswith("random:"):
+        print("note: random weights — the video shows structure only, not a person (demo until a trained model ships)",
+              file=sys.stderr)
+    print(f"loaded {options.weights}: {describe(models)}", file=sys.stderr)
     num_frames = min(info.num_frames, options.max_frames or info.num_frames)
     fps = options.fps or info.fps
     poses = PoseVideoFrames(options.pose, width, height, num_frames)

@@ -72,6 +72,7 @@ class AnimatePipeline:
         for module in models.modules().values():
             module.eval().requires_grad_(False)
         models.to(device="cpu" if offload else self.device, dtype=dtype)
+        models.vae.enable_slicing()  # decode a chunk one frame at a time: flat activation memory
         self.reference = ReferenceAttention(models.reference_unet, models.denoising_unet)
 
     @contextmanager

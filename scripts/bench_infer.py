@@ -1,0 +1,216 @@
+"""Benchmark `animate infer` speed and memory per video length; prints a markdown table (one fresh process per length)."""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from animate.errors import AnimateError
+from animate.infer import resolve_device
+from animate.models.bundle import AnimateModels, build_random_models
+from animate.models.weights import load_models
+from animate.pipeline.animate import AnimatePipeline, AnimateSettings
+from animate.pose.frames import PoseVideoFrames
+from animate.pose.render import draw_pose
+from animate.pose.synthetic import draw_person, synthetic_dance, synthetic_hands
+from animate.video import VideoWriter
+
+SIZE_DEFAULTS = {"tiny": (128, 192, 4), "sd15": (512, 768, 20)}  # width, height, steps
+FPS = 24.0
+WARMUP_FRAMES = 4
+COLUMNS = ("frames", "total s", "s/frame", "denoise s/(frame·step)", "UNet calls", "peak RSS MiB",
+           "tracemalloc peak MiB", "CUDA peak MiB")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; sizes and steps left unset take the --size defaults."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", choices=SIZE_DEFAULTS, default="tiny", help="model size of the random weights (default tiny)")
+    parser.add_argument("--frames", default="24,96,384", help="comma-separated video lengths (default 24,96,384)")
+    parser.add_argument("-W", "--width", type=int, help="output width (default tiny 128, sd15 512)")
+    parser.add_argument("-H", "--height", type=int, help="output height (default tiny 192, sd15 768)")
+    parser.add_argument("--steps", type=int, help="sampling steps (default tiny 4, sd15 20)")
+    parser.add_argument("--context-frames", type=int, default=24)
+    parser.add_argument("--context-overlap", type=int, default=4)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--dtype", choices=("auto", "fp16", "fp32"), default="auto")
+    parser.add_argument("--weights", help="a weight set (as for `animate infer --weights`); default random weights of --size")
+    parser.add_argument("--out", type=Path, help="also append the table to this markdown file")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one length in this process
+    args = parser.parse_args(argv)
+    default_w, default_h, default_steps = SIZE_DEFAULTS[args.size]
+    args.width = args.width or default_w
+    args.height = args.height or default_h
+    args.steps = args.steps or default_steps
+    try:
+        args.frame_counts = [int(n) for n in args.frames.split(",")]
+    except ValueError:
+        parser.error(f"--frames must be comma-separated integers, got {args.frames!r}")
+    if min(args.frame_counts) < 1:
+        parser.error("--frames values must be at least 1")
+    try:
+        args.torch_device, args.torch_dtype = resolve_device(args.device, args.dtype)
+    except AnimateError as err:
+        parser.error(str(err))
+    return args
+
+
+def write_pose_video(path: Path, num_frames: int, width: int, height: int) -> None:
+    """The synthetic dance drawn DWPose-style (body and hands) at the output size, as an h264 mp4."""
+    body = synthetic_dance(num_frames, seed=0, fps=FPS)
+    hands = synthetic_hands(body)
+    with VideoWriter(path, FPS) as writer:
+        for frame_body, frame_hands in zip(body, hands):
+            writer.write(draw_pose(frame_body, frame_hands, None, width, height))
+
+
+def load(args: argparse.Namespace) -> AnimateModels:
+    """The weight set named by --weights, else random weights of --size."""
+    return load_models(args.weights) if args.weights else build_random_models(args.size)
+
+
+def infer(pipeline: AnimatePipeline, reference: Image.Image, pose_path: Path, out: Path, num_frames: int,
+          settings: AnimateSettings) -> float:
+    """run_infer's path after loading: pose frames, denoise, decode streamed into an mp4; returns the denoise seconds."""
+    poses = PoseVideoFrames(pose_path, settings.width, settings.height, num_frames)
+    try:
+        start = time.perf_counter()
+        latents = pipeline.denoise(reference, poses, settings, progress=False)
+        synchronize(pipeline.device)
+        denoise_s = time.perf_counter() - start
+        with VideoWriter(out, FPS) as writer:
+            for frames in pipeline.decode(latents):
+                writer.write(frames)
+    finally:
+        poses.close()
+    return denoise_s
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work so wall-clock timings are complete."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_one(args: argparse.Namespace, num_frames: int) -> dict:
+    """Warm up on a short clip, then time and measure one run of num_frames frames in this process."""
+    settings = AnimateSettings(width=args.width, height=args.height, steps=args.steps,
+                               context_frames=args.context_frames, context_overlap=args.context_overlap)
+    pipeline = AnimatePipeline(load(args), args.torch_device, args.torch_dtype)
+    pipeline.check(settings)
+    calls = [0]
+    pipeline.models.denoising_unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    reference = Image.fromarray(draw_person(synthetic_dance(1, seed=1)[0], args.width, args.height, seed=1))
+    with tempfile.TemporaryDirectory(prefix="bench-infer-") as tmp:
+        folder = Path(tmp)
+        write_pose_video(folder / "warmup_pose.mp4", WARMUP_FRAMES, args.width, args.height)
+        infer(pipeline, reference, folder / "warmup_pose.mp4", folder / "warmup.mp4", WARMUP_FRAMES,
+              dataclasses.replace(settings, steps=1))
+        write_pose_video(folder / "pose.mp4", num_frames, args.width, args.height)
+        calls[0] = 0
+        if pipeline.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pipeline.device)
+        tracemalloc.start()
+        start = time.perf_counter()
+        denoise_s = infer(pipeline, reference, folder / "pose.mp4", folder / "out.mp4", num_frames, settings)
+        synchronize(pipeline.device)
+        total_s = time.perf_counter() - start
+        traced_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return {
+        "frames": num_frames,
+        "total_s": total_s,
+        "denoise_s": denoise_s,
+        "unet_calls": calls[0],
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
+        "traced_mib": traced_peak / 2**20,
+        "cuda_mib": torch.cuda.max_memory_allocated(pipeline.device) / 2**20 if pipeline.device.type == "cuda" else None,
+    }
+
+
+def run_subprocess(argv: list[str], num_frames: int) -> dict:
+    """Measure one length in a fresh interpreter (so ru_maxrss is that run's own peak); its last stdout line is JSON."""
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--one", str(num_frames)]
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"the {num_frames}-frame run failed (exit {result.returncode}); its error is above")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_line(device: torch.device) -> str:
+    """CPU, cores, torch threads and version, compute device and the date (UTC)."""
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none (CPU run)"
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"CPU: {cpu_model()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads); "
+            f"torch {torch.__version__}; GPU: {gpu}; {date}")
+
+
+def table(args: argparse.Namespace, rows: list[dict]) -> str:
+    """The results as a markdown table, with the settings above it."""
+    weights = args.weights or f"random {args.size} weights"
+    lines = [
+        machine_line(args.torch_device),
+        "",
+        f"{weights}, {args.width}x{args.height}, {args.steps} steps (DDIM, CFG 3.5), context {args.context_frames}/"
+        f"overlap {args.context_overlap}, {args.torch_device.type} {str(args.torch_dtype).removeprefix('torch.')}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---:|" * len(COLUMNS),
+    ]
+    for r in rows:
+        cuda = "–" if r["cuda_mib"] is None else f"{r['cuda_mib']:.0f}"
+        cells = (r["frames"], f"{r['total_s']:.1f}", f"{r['total_s'] / r['frames']:.3f}",
+                 f"{r['denoise_s'] / (r['frames'] * args.steps):.4f}", r["unet_calls"], f"{r['rss_mib']:.0f}",
+                 f"{r['traced_mib']:.1f}", cuda)
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure every --frames length in its own process and print (and optionally append) the table."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.one is not None:
+        try:
+            print(json.dumps(measure_one(args, args.one)))
+        except AnimateError as err:
+            raise SystemExit(f"error: {err}") from None
+        return
+    rows = []
+    for n in args.frame_counts:
+        rows.append(run_subprocess(argv, n))
+        print(f"measured {n} frames: {rows[-1]['total_s']:.1f} s", file=sys.stderr)
+    text = table(args, rows)
+    print(text, end="")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("a") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
