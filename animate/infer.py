@@ -1,9 +1,6 @@
 """`animate infer`: a photo and a pose video in, an mp4 of that person dancing out."""
 
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,20 +83,6 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     return resolved, names[dtype]
 
 
-@contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the block: native libraries' own log lines (decord/ffmpeg) are hidden."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def run_infer(options: InferOptions) -> Path:
     """Run the whole job and return the written mp4's path."""
     if options.max_frames is not None and options.max_frames < 1:
@@ -107,8 +90,7 @@ def run_infer(options: InferOptions) -> Path:
     if options.fps is not None and options.fps <= 0:
         raise AnimateError(f"--fps must be positive, got {options.fps}")
     reference = load_image(options.ref)
-    with _native_stderr_silenced():  # decord logs 'ERROR opening ...' itself before we raise our one line
-        info = probe_video(options.pose)
+    info = probe_video(options.pose)
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
     device, dtype = resolve_device(options.device, options.dtype)
 

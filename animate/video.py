@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +22,26 @@ except ImportError:  # decord has no wheels for some platforms; ffmpeg does the 
     decord = None
 
 _BATCH = 8
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block: decord/libav log their own lines before we raise ours."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _open_decord(path: str) -> decord.VideoReader:
+    """A decord reader, quiet on failure (the caller turns the exception into one line)."""
+    with _native_stderr_silenced():
+        return decord.VideoReader(path, ctx=decord.cpu(0))
 
 
 @dataclass(frozen=True)
@@ -64,7 +86,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     _check_file(path)
     if decord is not None:
         try:
-            reader = decord.VideoReader(path, ctx=decord.cpu(0))
+            reader = _open_decord(path)
             num_frames, fps = len(reader), float(reader.get_avg_fps())
             height, width = reader[0].shape[:2] if num_frames else (0, 0)
         except Exception as err:
@@ -99,7 +121,7 @@ def read_frames(
         raise ValueError(f"start and stop must be >= 0, got {start}, {stop}")
     if decord is not None:
         try:
-            reader = decord.VideoReader(path, ctx=decord.cpu(0))
+            reader = _open_decord(path)
         except Exception as err:
             raise _unreadable(path) from err
         end = len(reader) if stop is None else min(stop, len(reader))

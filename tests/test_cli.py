@@ -95,10 +95,10 @@ def test_infer_moore_folder_fps_max_frames_grid(run_cli, ref_photo, pose_video, 
     result_frames = np.stack(list(read_frames(out)))
     pose_frames = np.stack(list(read_frames(pose, 0, 5, size=(64, 96))))
     ref = np.asarray(Image.open(ref_photo).convert("RGB"))
-    assert mean_abs(grid_frames[:, :, :64], np.broadcast_to(ref, (5, 96, 64, 3))) < 6
-    assert mean_abs(grid_frames[:, :, 64:128], pose_frames) < 6
-    assert mean_abs(grid_frames[:, :, 128:], result_frames) < 6
-    assert mean_abs(grid_frames[:, :, 64:128], result_frames) > 20
+    assert mean_abs(grid_frames[:, :, :64], np.broadcast_to(ref, (5, 96, 64, 3))) < 10  # measured ~3
+    assert mean_abs(grid_frames[:, :, 64:128], pose_frames) < 10  # ~0.6
+    assert mean_abs(grid_frames[:, :, 128:], result_frames) < 10  # ~3
+    assert mean_abs(grid_frames[:, :, 64:128], result_frames) > 40  # ~120: the panels really differ
     assert sorted(p.name for p in tmp_path.glob("*.mp4")) == ["clip.mp4", "clip_grid.mp4"]
     assert leftovers(tmp_path) == []
 
@@ -113,10 +113,10 @@ def test_infer_landscape_pose_is_letterboxed_into_portrait_canvas(run_cli, ref_p
     assert grid.shape == (6, 96, 192, 3)
     pose_panel = grid[:, :, 64:128]
     # 96x64 scaled to 64x43 and centred: black bands of ~26 rows above and below, the drawing in between
-    assert pose_panel[:, :24].max() < 40 and pose_panel[:, -24:].max() < 40
-    assert pose_panel[:, 30:68].max() > 80
+    assert pose_panel[:, :24].max() < 30 and pose_panel[:, -24:].max() < 30  # measured 4 (h264 ringing)
+    assert pose_panel[:, 30:68].max() > 50  # measured 90 (the limbs, dimmed to 60%)
     expected = np.stack([fit_frame(f, 64, 96) for f in read_frames(pose)])
-    assert mean_abs(grid[:, :, 64:128], expected) < 6
+    assert mean_abs(grid[:, :, 64:128], expected) < 10  # measured ~0.4
 
 
 def test_existing_output_is_refused_unless_forced(run_cli, ref_photo, pose_video, tiny_ours_weights, tmp_path):
