@@ -12,7 +12,7 @@ from .errors import AnimateError
 from .image import canvas_size, load_image
 from .models.weights import describe, load_models
 from .pipeline.animate import AnimatePipeline, AnimateSettings
-from .pose.frames import PoseVideoFrames
+from .pose.frames import PoseFrames
 from .profiles import get_profile
 from .video import VideoWriter, probe_video
 
@@ -113,7 +113,7 @@ def run_infer(options: InferOptions) -> Path:
     print(f"loaded {options.weights}: {describe(models)}", file=sys.stderr)
     num_frames = min(info.num_frames, options.max_frames or info.num_frames)
     fps = options.fps or info.fps
-    poses = PoseVideoFrames(options.pose, width, height, num_frames)
+    poses = PoseFrames.from_video(options.pose, width, height, num_frames)
     try:
         latents = pipeline.denoise(reference, poses, settings, progress=options.progress)
         write_video(pipeline, latents, out, fps, poses if options.grid else None, reference)
@@ -123,7 +123,7 @@ def run_infer(options: InferOptions) -> Path:
 
 
 def write_video(pipeline: AnimatePipeline, latents: torch.Tensor, out: Path, fps: float,
-                grid_poses: PoseVideoFrames | None, reference: Image.Image) -> None:
+                grid_poses: PoseFrames | None, reference: Image.Image) -> None:
     """Decode in chunks and stream to the mp4 (and the ref | pose | result grid); nothing is left on failure."""
     height, width = latents.shape[-2] * 8, latents.shape[-1] * 8
     ref_frame = np.asarray(reference.resize((width, height), Image.BICUBIC))

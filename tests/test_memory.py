@@ -10,7 +10,7 @@ import animate.infer
 from animate.infer import InferOptions, run_infer
 from animate.models.bundle import build_random_models
 from animate.pipeline.animate import AnimatePipeline
-from animate.pose.frames import PoseVideoFrames
+from animate.pose.frames import PoseFrames
 from animate.video import VideoWriter, probe_video
 
 W, H = 32, 48  # canvas for the 64x96 reference photo at -W 32
@@ -50,7 +50,7 @@ def test_only_windows_and_chunks_reach_the_models_and_the_writer(prebuilt, ref_p
     guider_forward = prebuilt.pose_guider.forward
     unet_forward = prebuilt.denoising_unet.forward
     vae_decode = prebuilt.vae.decode
-    read, write = PoseVideoFrames.read, VideoWriter.write
+    read, write = PoseFrames.read, VideoWriter.write
 
     def spy_guider(pose_pixels, *a, **k):
         events.append(("pose_guider", pose_pixels.shape[0]))
@@ -75,7 +75,7 @@ def test_only_windows_and_chunks_reach_the_models_and_the_writer(prebuilt, ref_p
     monkeypatch.setattr(prebuilt.pose_guider, "forward", spy_guider)
     monkeypatch.setattr(prebuilt.denoising_unet, "forward", spy_unet)
     monkeypatch.setattr(prebuilt.vae, "decode", spy_decode)
-    monkeypatch.setattr(PoseVideoFrames, "read", spy_read)
+    monkeypatch.setattr(PoseFrames, "read", spy_read)
     monkeypatch.setattr(VideoWriter, "write", spy_write)
 
     out = tmp_path / "long.mp4"

@@ -1,26 +1,39 @@
-"""Pose images for the pipeline, read a window at a time without holding the video in memory."""
+"""Pose images for the pipeline, prepared once into a disk-backed array and read a window at a time."""
 
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..video import read_frames
+from .keypoints import PoseSequence
 
 
-class PoseVideoFrames:
-    """A rendered pose video fitted to (width, height), decoded once into a disk-backed array."""
+class PoseFrames:
+    """Pose images at (width, height), kept in a temporary file so memory stays flat in video length."""
 
-    def __init__(self, path: str | Path, width: int, height: int, num_frames: int):
+    def __init__(self, frames: Iterable[np.ndarray], num_frames: int, width: int, height: int):
         self._tmp = tempfile.TemporaryDirectory(prefix="animate-pose-")
         self.frames = np.lib.format.open_memmap(
             Path(self._tmp.name) / "pose.npy", mode="w+", dtype=np.uint8, shape=(num_frames, height, width, 3)
         )
         count = 0
-        for count, frame in enumerate(read_frames(path, 0, num_frames, size=(width, height)), start=1):
+        for count, frame in enumerate(frames, start=1):
             self.frames[count - 1] = frame
         if count < num_frames:
             self.frames = self.frames[:count]
+
+    @classmethod
+    def from_video(cls, path: str | Path, width: int, height: int, num_frames: int) -> "PoseFrames":
+        """A rendered pose video, each frame fitted (centred) into (width, height)."""
+        return cls(read_frames(path, 0, num_frames, size=(width, height)), num_frames, width, height)
+
+    @classmethod
+    def from_keypoints(cls, seq: PoseSequence, width: int, height: int,
+                       draw: Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]) -> "PoseFrames":
+        """Keypoints drawn frame by frame with `draw(body, hands, face, width, height)` (normalised coordinates)."""
+        return cls((draw(*seq.normalised(i), width, height) for i in range(len(seq))), len(seq), width, height)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -30,6 +43,6 @@ class PoseVideoFrames:
         return np.asarray(self.frames[start:stop])
 
     def close(self) -> None:
-        """Delete the decoded copy."""
+        """Delete the temporary file."""
         self.frames = None
         self._tmp.cleanup()
