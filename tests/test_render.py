@@ -1,15 +1,21 @@
 """Pixel-exact checks of the DWPose drawing and the synthetic dancer."""
 
 import colorsys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from animate.pose.render import BODY_COLOURS, BODY_LIMBS, FACE_POINT_COLOUR, HAND_EDGES, HAND_POINT_COLOUR, draw_pose
+from animate.pose.render import (
+    BODY_COLOURS, BODY_LIMBS, FACE_POINT_COLOUR, HAND_EDGES, HAND_POINT_COLOUR, canvas_size, draw_pose,
+)
 from animate.pose.synthetic import draw_person, synthetic_dance, synthetic_hands
 
 W, H = 512, 768  # canvas size for this target, so no resize happens
+GOLDEN = Path(__file__).parent / "data" / "golden_pose"
+MUSE = 1024  # a musepose target whose canvas is the target itself
 
 
 def _body(points: dict[int, tuple[float, float, float]]) -> np.ndarray:
@@ -26,8 +32,22 @@ def _dimmed(colour: tuple[int, int, int]) -> tuple[int, ...]:
 
 
 def _at(image: np.ndarray, x: float, y: float) -> tuple[int, ...]:
-    """The RGB pixel at normalised (x, y) of a W×H image."""
-    return tuple(int(v) for v in image[int(y * H), int(x * W)])
+    """The RGB pixel at normalised (x, y) of an image."""
+    h, w = image.shape[:2]
+    return tuple(int(v) for v in image[int(y * h), int(x * w)])
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in GOLDEN.glob("*.npz")))
+def test_matches_the_reference_drawing_exactly(case):
+    inputs = np.load(GOLDEN / f"{case}.npz")
+    expected = np.asarray(Image.open(GOLDEN / f"{case}.png").convert("RGB"))
+    image = draw_pose(inputs["body"], inputs["hands"], inputs["face"], int(inputs["width"]), int(inputs["height"]),
+                      style=str(inputs["style"]))
+    assert np.array_equal(image, expected), f"{np.any(image != expected, axis=-1).sum()} pixels differ"
+
+
+def test_there_are_golden_images_for_both_styles():
+    assert {p.stem.split("_")[0] for p in GOLDEN.glob("*.npz")} == {"moore", "musepose"}
 
 
 def test_limb_is_dimmed_and_joints_full_colour():
@@ -58,6 +78,17 @@ def test_low_score_keypoint_is_not_drawn():
     assert _at(image, 0.3, 0.25) == BODY_COLOURS[2]
 
 
+def test_score_threshold_is_strict_for_the_body_and_inclusive_for_hands():
+    body = _body({2: (0.3, 0.25, 0.3)})
+    hands = np.zeros((2, 21, 3))
+    hands[0, 0] = (0.6, 0.5, 0.3)
+    image = draw_pose(body, hands, None, W, H)
+    assert _at(image, 0.3, 0.25) == (0, 0, 0)
+    assert _at(image, 0.6, 0.5) == HAND_POINT_COLOUR
+    body32 = body.astype(np.float32)  # float32(0.3) is above 0.3: DWPose draws it
+    assert _at(draw_pose(body32, None, None, W, H), 0.3, 0.25) == BODY_COLOURS[2]
+
+
 def test_output_shape_and_dtype():
     body = synthetic_dance(1)[0]
     for width, height in ((384, 576), (512, 512), (1280, 720)):
@@ -70,7 +101,7 @@ def test_drawing_is_relative_to_the_canvas_not_the_target():
     hands = synthetic_hands(body[None])[0]
     big = draw_pose(body, hands, None, 512, 768)
     small = draw_pose(body, hands, None, 256, 384)
-    np.testing.assert_array_equal(small, cv2.resize(big, (256, 384), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(small, cv2.resize(big, (256, 384), interpolation=cv2.INTER_LINEAR))
     assert not np.array_equal(small, draw_pose(body, hands, None, 256, 384, canvas_short_side=256))
 
 
@@ -78,7 +109,8 @@ def test_hand_edges_use_hsv_colours_and_points_are_blue():
     hands = np.zeros((2, 21, 3))
     hands[0, 0] = (0.3, 0.5, 1.0)  # wrist
     hands[0, 5] = (0.5, 0.5, 1.0)  # index base: edge 0-5
-    hands[0, 6] = (0.005, 0.7, 1.0)  # too close to the border: missing, so edge 5-6 is not drawn
+    hands[0, 6] = (0.001, 0.7, 1.0)  # truncates to pixel 0: missing, so edge 5-6 is not drawn
+    hands[0, 7] = (0.005, 0.9, 1.0)  # pixel 2: drawn (DWPose's 0.01 applies to pixels, not normalised coordinates)
     hands[1, 0] = (0.6, 0.3, 1.0)
     hands[1, 1] = (0.6, 0.2, 0.1)  # low score: missing
     image = draw_pose(np.zeros((18, 3)), hands, None, W, H)
@@ -88,6 +120,7 @@ def test_hand_edges_use_hsv_colours_and_points_are_blue():
     assert _at(image, 0.4, 0.5) == expected
     assert _at(image, 0.3, 0.5) == _at(image, 0.5, 0.5) == _at(image, 0.6, 0.3) == HAND_POINT_COLOUR
     assert _at(image, 0.25, 0.6) == (0, 0, 0)
+    assert _at(image, 0.005, 0.9) == HAND_POINT_COLOUR
     assert _at(image, 0.6, 0.25) == (0, 0, 0)
     assert _at(image, 0.6, 0.2) == (0, 0, 0)
 
@@ -101,6 +134,70 @@ def test_face_points_are_white():
     assert _at(image, 0.5, 0.2 + 3 / H) == FACE_POINT_COLOUR
     assert _at(image, 0.4, 0.2) == (0, 0, 0)
     assert image.sum() == image[int(0.2 * H) - 3 : int(0.2 * H) + 4, int(0.5 * W) - 3 : int(0.5 * W) + 4].sum()
+
+
+def test_musepose_canvas_is_1024_on_the_short_side_truncated_to_even():
+    assert canvas_size(768, 1024, 1024, "musepose") == (1024, 1364)
+    assert canvas_size(768, 1024, 1024) == (1024, 1344)
+    assert canvas_size(768, 768, 1024, "musepose") == (1024, 1024)
+
+
+def _rows_lit(image: np.ndarray, x: float) -> int:
+    """How many pixels of the column at normalised x are not black."""
+    return int(image[:, int(x * image.shape[1])].any(axis=-1).sum())
+
+
+def test_musepose_limb_width_grows_with_length():
+    def thickness(length: float, style: str) -> int:
+        body = _body({1: (0.5 - length / 2 / MUSE, 0.5, 1.0), 2: (0.5 + length / 2 / MUSE, 0.5, 1.0)})
+        return _rows_lit(draw_pose(body, None, None, MUSE, MUSE, canvas_short_side=MUSE, style=style), 0.5)
+
+    assert [thickness(n, "musepose") for n in (8, 30, 100, 400)] == [5, 9, 13, 17]  # half-axes 2, 4, 6, 8
+    assert [thickness(n, "moore") for n in (8, 30, 100, 400)] == [9, 9, 9, 9]
+
+
+def test_musepose_hand_lines_widen_with_length_and_points_shrink():
+    def hand_image(length: float, style: str) -> np.ndarray:
+        hands = np.zeros((2, 21, 3))
+        hands[0, 0] = (0.5 - length / MUSE, 0.5, 1.0)
+        hands[0, 5] = (0.5, 0.5, 1.0)
+        hands[0, 12] = (0.7, 0.5, 1.0)  # a lone point
+        return draw_pose(np.zeros((18, 3)), hands, None, MUSE, MUSE, canvas_short_side=MUSE, style=style)
+
+    def line(thickness: int) -> int:
+        canvas = np.zeros((MUSE, MUSE, 3), np.uint8)
+        cv2.line(canvas, (MUSE // 2 - 204, MUSE // 2), (MUSE // 2, MUSE // 2), (255, 255, 255), thickness=thickness)
+        return _rows_lit(canvas, 0.4)
+
+    assert _rows_lit(hand_image(204, "musepose"), 0.4) == line(7) > _rows_lit(hand_image(30, "musepose"), 0.45)
+    assert _rows_lit(hand_image(204, "moore"), 0.4) == line(2)
+    assert _rows_lit(hand_image(204, "musepose"), 0.7) == 7  # point radius 3
+    assert _rows_lit(hand_image(204, "moore"), 0.7) == 9  # point radius 4
+
+
+def test_musepose_swaps_red_and_blue():
+    body = _body({1: (0.5, 0.25, 1.0), 2: (0.3, 0.25, 1.0)})
+    hands = np.zeros((2, 21, 3))
+    hands[0, 0] = (0.6, 0.6, 1.0)
+    image = draw_pose(body, hands, None, MUSE, MUSE, style="musepose")
+    assert _at(image, 0.4, 0.25) == _dimmed(BODY_COLOURS[0])[::-1] == (0, 0, 153)
+    assert _at(image, 0.5, 0.25) == BODY_COLOURS[1][::-1] == (0, 85, 255)
+    assert _at(image, 0.6, 0.6) == HAND_POINT_COLOUR[::-1] == (255, 0, 0)
+
+
+def test_musepose_draws_no_face():
+    body = synthetic_dance(1, seed=2)[0]
+    face = np.zeros((68, 3))
+    face[:, :2], face[:, 2] = body[0, :2], 1.0
+    face[:, 0] += np.linspace(-0.03, 0.03, 68)
+    assert not np.array_equal(draw_pose(body, None, face, 768, 768), draw_pose(body, None, None, 768, 768))
+    assert np.array_equal(draw_pose(body, None, face, 768, 768, style="musepose"),
+                          draw_pose(body, None, None, 768, 768, style="musepose"))
+
+
+def test_unknown_style_is_refused():
+    with pytest.raises(ValueError, match="unknown pose style"):
+        draw_pose(np.zeros((18, 3)), None, None, W, H, style="openpose")
 
 
 def test_synthetic_dance_is_deterministic_and_plausible():

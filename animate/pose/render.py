@@ -43,19 +43,36 @@ HAND_EDGE_COLOURS = tuple(
 HAND_POINT_COLOUR = (0, 0, 255)
 FACE_POINT_COLOUR = (255, 255, 255)
 
-SCORE_THRESHOLD = 0.3  # keypoints scoring below this are not drawn
-MISSING_XY = 0.01  # hand/face points at or below this normalised x or y are treated as missing
+# Body keypoints are drawn when their score is above this, hand and face points when it is not below it.
+SCORE_THRESHOLD = 0.3
+MISSING_PIXEL = 0.01  # hand/face points whose truncated canvas pixel x or y is not above this are missing
 LIMB_HALF_WIDTH = 4
 LIMB_DIM = 0.6  # limbs are dimmed by this factor before the joints are drawn
 BODY_JOINT_RADIUS = 4
 HAND_LINE_THICKNESS = 2
 HAND_POINT_RADIUS = 4
+MUSEPOSE_HAND_POINT_RADIUS = 3
 FACE_POINT_RADIUS = 3
 
+# Drawing styles: "moore" is Moore-AnimateAnyone's DWPose drawing (controlnet_aux 0.0.10's dwpose/util.py);
+# "musepose" is MusePose's (its pose/script/util.py and draw_dwpose.py, commit 51d7686). MusePose differs in:
+# stroke widths grow with segment length (_stroke_width: limb half-axis and hand line thickness), hand points
+# have radius 3, the face is never drawn (its scripts default to draw_face=False), the canvas is 1024 on the short
+# side with the long side truncated to even (not rounded to 64), the resize to the target is INTER_AREA, and the
+# RGB colours are drawn into what it then treats as BGR (cv2.cvtColor BGR2RGB before saving), so every saved
+# colour has red and blue swapped. Uncertain: MusePose's inference-time pose_align.py draws at width 1024 (not the
+# short side) in the driving video's aspect and resizes with INTER_LINEAR to 768 high; we follow draw_dwpose.py,
+# the renderer of its training-style pose videos, and compute the canvas from the target, not the source video.
+STYLES = ("moore", "musepose")
+CANVAS_SHORT_SIDE = {"moore": 512, "musepose": 1024}
+STROKE_STEPS = (5, 10, 20, 40, 80, 160, 320)  # MusePose: a segment this many px long or more gets one px more
 
-def canvas_size(width: int, height: int, short_side: int = 512) -> tuple[int, int]:
-    """(width, height) of the drawing canvas: short side scaled to `short_side`, both rounded to 64 like DWPose."""
+
+def canvas_size(width: int, height: int, short_side: int = 512, style: str = "moore") -> tuple[int, int]:
+    """(width, height) of the canvas: short side scaled to `short_side`, rounded to 64 (moore) or down to even."""
     k = short_side / min(width, height)
+    if style == "musepose":
+        return int(k * width // 2 * 2), int(k * height // 2 * 2)
     return int(np.round(width * k / 64.0)) * 64, int(np.round(height * k / 64.0)) * 64
 
 
@@ -65,67 +82,88 @@ def draw_pose(
     face: np.ndarray | None,
     width: int,
     height: int,
-    canvas_short_side: int = 512,
+    canvas_short_side: int | None = None,
+    style: str = "moore",
 ) -> np.ndarray:
-    """Draw normalised body (18,3), hands (2,21,3) and face (68,3) keypoints as an HxWx3 uint8 RGB image."""
-    cw, ch = canvas_size(width, height, canvas_short_side)
+    """Draw normalised body (18,3), hands (2,21,3) and face (68,3) keypoints as an HxWx3 uint8 RGB image.
+
+    Arithmetic stays in the keypoints' float dtype (float32 from the detector, as in DWPose), so truncation to
+    pixels matches the reference code bit for bit. `canvas_short_side` defaults to the style's (512 or 1024).
+    """
+    if style not in STYLES:
+        raise ValueError(f"unknown pose style {style!r} (choose from {', '.join(STYLES)})")
+    musepose = style == "musepose"
+    cw, ch = canvas_size(width, height, canvas_short_side or CANVAS_SHORT_SIDE[style], style)
     canvas = np.zeros((ch, cw, 3), dtype=np.uint8)
-    canvas = _draw_body(canvas, np.asarray(body, dtype=np.float64))
+    canvas = _draw_body(canvas, _floats(body), musepose)
     if hands is not None:
-        for hand in np.asarray(hands, dtype=np.float64):
-            _draw_hand(canvas, hand)
-    if face is not None:
-        _draw_face(canvas, np.asarray(face, dtype=np.float64))
+        for hand in _floats(hands):
+            _draw_hand(canvas, hand, musepose)
+    if face is not None and not musepose:
+        _draw_face(canvas, _floats(face))
+    if musepose:
+        canvas = np.ascontiguousarray(canvas[..., ::-1])
     if (cw, ch) == (width, height):
         return canvas
-    shrinking = width <= cw and height <= ch
-    return cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA if musepose else cv2.INTER_LINEAR)
 
 
-def _draw_body(canvas: np.ndarray, body: np.ndarray) -> np.ndarray:
+def _floats(points: np.ndarray) -> np.ndarray:
+    """Keypoints as a float array, keeping float32 as float32."""
+    points = np.asarray(points)
+    return points.astype(np.result_type(points.dtype, np.float32), copy=False)
+
+
+def _stroke_width(length: float) -> int:
+    """MusePose's stroke width for a segment `length` canvas px long: 1 below 5 px, up to 8 from 320 px."""
+    return 1 + sum(length >= step for step in STROKE_STEPS)
+
+
+def _draw_body(canvas: np.ndarray, body: np.ndarray, musepose: bool) -> np.ndarray:
     """Limbs as dimmed ellipses, then joints as full-colour dots; returns the new canvas."""
     h, w = canvas.shape[:2]
-    visible = body[:, 2] >= SCORE_THRESHOLD
-    xs, ys = body[:, 0] * w, body[:, 1] * h
+    visible = body[:, 2].astype(np.float64) > SCORE_THRESHOLD  # DWPose compares float64 scalars (numpy 1.x)
+    xs, ys = body[:, 0] * float(w), body[:, 1] * float(h)
     for (a, b), colour in zip(BODY_LIMBS, BODY_COLOURS):
         if not (visible[a] and visible[b]):
             continue
         dx, dy = xs[a] - xs[b], ys[a] - ys[b]
-        centre = (int((xs[a] + xs[b]) / 2), int((ys[a] + ys[b]) / 2))
-        axes = (int(math.hypot(dx, dy) / 2), LIMB_HALF_WIDTH)
+        length = (dx**2 + dy**2) ** 0.5
+        centre = (int(np.mean(xs[[a, b]])), int(np.mean(ys[[a, b]])))
+        axes = (int(length / 2), _stroke_width(length) if musepose else LIMB_HALF_WIDTH)
         polygon = cv2.ellipse2Poly(centre, axes, int(math.degrees(math.atan2(dy, dx))), 0, 360, 1)
         cv2.fillConvexPoly(canvas, polygon, colour)
     canvas = (canvas * LIMB_DIM).astype(np.uint8)
     for i, colour in enumerate(BODY_COLOURS):
         if visible[i]:
-            cv2.circle(canvas, (int(xs[i]), int(ys[i])), BODY_JOINT_RADIUS, colour, thickness=-1)
+            cv2.circle(canvas, (int(body[i, 0] * w), int(body[i, 1] * h)), BODY_JOINT_RADIUS, colour, thickness=-1)
     return canvas
 
 
-def _present(points: np.ndarray) -> np.ndarray:
-    """Which hand/face points count as detected."""
-    return (points[:, 2] >= SCORE_THRESHOLD) & (points[:, 0] > MISSING_XY) & (points[:, 1] > MISSING_XY)
-
-
-def _pixels(points: np.ndarray, canvas: np.ndarray) -> list[tuple[int, int]]:
-    """Normalised points as truncated integer canvas pixels."""
+def _pixels(points: np.ndarray, canvas: np.ndarray) -> list[tuple[int, int] | None]:
+    """Hand/face points as truncated integer canvas pixels, None where missing."""
     h, w = canvas.shape[:2]
-    return [(int(x * w), int(y * h)) for x, y in points[:, :2]]
+    present = points[:, 2] >= SCORE_THRESHOLD
+    pixels = [(int(x * w), int(y * h)) for x, y in points[:, :2]]
+    return [xy if ok and min(xy) > MISSING_PIXEL else None for ok, xy in zip(present, pixels)]
 
 
-def _draw_hand(canvas: np.ndarray, hand: np.ndarray) -> None:
+def _draw_hand(canvas: np.ndarray, hand: np.ndarray, musepose: bool) -> None:
     """Rainbow bones, then blue points, in place."""
-    present, pixels = _present(hand), _pixels(hand, canvas)
+    pixels = _pixels(hand, canvas)
     for (a, b), colour in zip(HAND_EDGES, HAND_EDGE_COLOURS):
-        if present[a] and present[b]:
-            cv2.line(canvas, pixels[a], pixels[b], colour, thickness=HAND_LINE_THICKNESS)
-    for ok, xy in zip(present, pixels):
-        if ok:
-            cv2.circle(canvas, xy, HAND_POINT_RADIUS, HAND_POINT_COLOUR, thickness=-1)
+        p, q = pixels[a], pixels[b]
+        if p is not None and q is not None:
+            length = math.sqrt((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2)
+            cv2.line(canvas, p, q, colour, thickness=_stroke_width(length) if musepose else HAND_LINE_THICKNESS)
+    radius = MUSEPOSE_HAND_POINT_RADIUS if musepose else HAND_POINT_RADIUS
+    for xy in pixels:
+        if xy is not None:
+            cv2.circle(canvas, xy, radius, HAND_POINT_COLOUR, thickness=-1)
 
 
 def _draw_face(canvas: np.ndarray, face: np.ndarray) -> None:
     """White face dots, in place."""
-    for ok, xy in zip(_present(face), _pixels(face, canvas)):
-        if ok:
+    for xy in _pixels(face, canvas):
+        if xy is not None:
             cv2.circle(canvas, xy, FACE_POINT_RADIUS, FACE_POINT_COLOUR, thickness=-1)
