@@ -1,0 +1,148 @@
+"""Keypoints of one person in photos and videos with MediaPipe Holistic: OpenPose-18 body, 2x21 hands, iBUG-68 face."""
+
+# Conventions (formats/README.md §4): x, y in pixels of the input, score in [0, 1], 0 = missing.
+# - Body score = MediaPipe's per-landmark visibility clamped to [0, 1], kept as is also for landmarks placed outside
+#   the image (the renderer drops scores < 0.3); the neck is the shoulders' midpoint with the smaller of their scores.
+# - Hands and face: MediaPipe gives no per-point confidence, so every point of a detected hand or face scores 1 and
+#   an undetected one is all zeros.
+# - Sides: MediaPipe's pose left/right are the subject's own (on a frontal photo the right shoulder, landmark 12, is
+#   on the image left), and Holistic crops `left_hand_landmarks` around pose landmarks 15/17/19, the subject's left
+#   wrist, pinky and index (mediapipe/modules/holistic_landmark/hand_landmarks_left_and_right_cpu.pbtxt). So
+#   `right_hand_landmarks` is the subject's right hand → hands[0] and `left_hand_landmarks` → hands[1]. Only the
+#   standalone Hands solution labels handedness as if the image were mirrored; Holistic does not use that label.
+# - One person: Holistic follows the most prominent person in the frame and, in video mode, keeps tracking that one.
+# - Frames without a detection stay all zeros; gap filling and smoothing are animate/pose/smooth.py's job.
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import AnimateError
+from ..image import load_image
+from ..video import probe_video, read_frames
+from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
+
+# MediaPipe pose landmark feeding each OpenPose-18 point; -1 = the neck, built from the shoulders (11, 12).
+POSE_TO_OPENPOSE = np.array([0, -1, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7])
+_SHOULDERS = [11, 12]
+
+# Face-mesh vertex for each iBUG-68 point. iBUG's "right" is the subject's right (image left for a frontal face),
+# and so is the mesh's: vertex 33 is the right eye's outer corner, 263 the left eye's. Symmetric vertex pairs are
+# used on the two sides (e.g. 234/454, 70/300, 33/263, 61/291). The jaw vertices are the face-oval ones closest to
+# even arc-length steps from ear level to the chin, as iBUG's are; the bridge steps evenly from 168 to the tip (1).
+FACE_MESH_TO_IBUG68 = np.array([
+    127, 234, 132, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 361, 454, 356,  # 0-16 jaw: right ear → left
+    70, 63, 105, 66, 107,  # 17-21 right brow, outer → inner
+    336, 296, 334, 293, 300,  # 22-26 left brow, inner → outer
+    168, 197, 5, 1,  # 27-30 nose bridge, between the eyes → tip
+    98, 97, 2, 326, 327,  # 31-35 nostrils' lower edge, right → left
+    33, 160, 158, 133, 153, 144,  # 36-41 right eye: outer corner, upper lid, inner corner, lower lid
+    362, 385, 387, 263, 373, 380,  # 42-47 left eye: inner corner, upper lid, outer corner, lower lid
+    61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91,  # 48-59 outer lips from the right corner, clockwise on screen
+    78, 81, 13, 311, 308, 402, 14, 178,  # 60-67 inner lips from the right corner
+])
+
+
+def landmarks_to_arrays(
+    pose: np.ndarray | None,
+    right_hand: np.ndarray | None,
+    left_hand: np.ndarray | None,
+    face: np.ndarray | None,
+    width: int,
+    height: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised MediaPipe landmarks (None = not detected) → (body (18,3), hands (2,21,3), face (68,3)) in pixels."""
+    # pose (33, 3+): x, y, visibility; hands (21, 2+) and face (468 or 478, 2+): x, y. right_hand/left_hand are
+    # Holistic's right_hand_landmarks/left_hand_landmarks, the subject's own sides.
+    scale = np.array([width, height], dtype=np.float32)
+    body = np.zeros((BODY_POINTS, 3), np.float32)
+    if pose is not None:
+        pose = np.asarray(pose, dtype=np.float32)
+        points = np.concatenate([pose[:, :2] * scale, np.clip(pose[:, 2:3], 0.0, 1.0)], axis=1)
+        body[:] = points[POSE_TO_OPENPOSE]
+        shoulders = points[_SHOULDERS]
+        body[1] = (*shoulders[:, :2].mean(axis=0), shoulders[:, 2].min())
+    hands = np.zeros((2, HAND_POINTS, 3), np.float32)
+    for side, hand in enumerate((right_hand, left_hand)):
+        if hand is not None:
+            hands[side, :, :2] = np.asarray(hand, dtype=np.float32)[:, :2] * scale
+            hands[side, :, 2] = 1.0
+    face68 = np.zeros((FACE_POINTS, 3), np.float32)
+    if face is not None:
+        face68[:, :2] = np.asarray(face, dtype=np.float32)[FACE_MESH_TO_IBUG68, :2] * scale
+        face68[:, 2] = 1.0
+    return body, hands, face68
+
+
+def _as_array(landmarks, with_visibility: bool = False) -> np.ndarray | None:
+    """A MediaPipe NormalizedLandmarkList as an (N, 2) array of x, y, or (N, 3) with visibility; None stays None."""
+    if landmarks is None:
+        return None
+    if with_visibility:
+        return np.array([(p.x, p.y, p.visibility) for p in landmarks.landmark], dtype=np.float32)
+    return np.array([(p.x, p.y) for p in landmarks.landmark], dtype=np.float32)
+
+
+class HolisticExtractor:
+    """MediaPipe Holistic as a context manager: video=True tracks one person across frames fed in order."""
+
+    # video=False treats every image on its own (a reference photo). Model complexity 1 is the only pose model bundled
+    # with the wheel (0 and 2 are downloaded). Frames go in at full size: Holistic runs its models on fixed-size crops,
+    # so scaling frames down first saved no time (measured at 512x768 and 1080x1920) and moved body points by pixels.
+    # refine_face_landmarks refines the eye and lip contours (32 of the 68 points) at no measurable cost.
+    def __init__(self, video: bool = True) -> None:
+        import mediapipe as mp  # ~1 s to import: only when extracting
+
+        self._holistic = mp.solutions.holistic.Holistic(
+            static_image_mode=not video, model_complexity=1, smooth_landmarks=True, refine_face_landmarks=True,
+            min_detection_confidence=0.5, min_tracking_confidence=0.5)
+
+    def __enter__(self) -> "HolisticExtractor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the MediaPipe graph."""
+        self._holistic.close()
+
+    def extract_frame(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(body (18,3), hands (2,21,3), face (68,3)) of one HxWx3 uint8 RGB frame in its pixels; zeros where no one."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
+        height, width = rgb.shape[:2]
+        result = self._holistic.process(np.ascontiguousarray(rgb))
+        return landmarks_to_arrays(
+            _as_array(result.pose_landmarks, with_visibility=True), _as_array(result.right_hand_landmarks),
+            _as_array(result.left_hand_landmarks), _as_array(result.face_landmarks), width, height)
+
+
+def extract_video(path: str | os.PathLike, max_frames: int | None = None, progress: bool = True) -> PoseSequence:
+    """Keypoints of every frame of a video (the most prominent person, tracked); frames without one are all zeros."""
+    info = probe_video(path)
+    total = info.num_frames if max_frames is None else min(max_frames, info.num_frames)
+    frames = tqdm(read_frames(path, stop=max_frames), total=total, desc="extracting pose", unit="frame",
+                  disable=not progress)
+    with HolisticExtractor(video=True) as extractor:
+        keypoints = [extractor.extract_frame(frame) for frame in frames]
+    if not any(body[:, 2].any() for body, _, _ in keypoints):
+        raise AnimateError(f"no person found in {os.fspath(path)}")
+    body, hands, face = (np.stack(parts) for parts in zip(*keypoints))
+    return PoseSequence(body, hands, face, info.width, info.height, info.fps)
+
+
+def extract_image(image: np.ndarray | str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(body (18,3), hands (2,21,3), face (68,3)) of the person in a photo (an RGB array or a file), in its pixels."""
+    if isinstance(image, (str, os.PathLike)):
+        name, rgb = os.fspath(image), np.asarray(load_image(image))
+    else:
+        name, rgb = "the photo", np.asarray(image)
+    with HolisticExtractor(video=False) as extractor:
+        body, hands, face = extractor.extract_frame(rgb)
+    if not body[:, 2].any():
+        raise AnimateError(f"no person found in {name}")
+    return body, hands, face
