@@ -1,4 +1,4 @@
-"""The `animate` command: infer, download, convert."""
+"""The `animate` command: infer, pose, download, convert."""
 
 import argparse
 import os
@@ -18,7 +18,11 @@ class _Parser(argparse.ArgumentParser):
 def _add_infer(commands) -> None:
     p = commands.add_parser("infer", help="animate a photo with a pose video", description="Animate a photo with a pose video.")
     p.add_argument("--ref", type=Path, required=True, help="the person's photo (any common image format)")
-    p.add_argument("--pose", type=Path, required=True, help="a rendered DWPose-style pose video")
+    p.add_argument("--pose", type=Path, required=True,
+                   help="a dance video, a rendered pose (skeleton) video, or keypoints (.pose.npz, JSON, OpenPose JSON folder)")
+    p.add_argument("--pose-type", choices=("auto", "video", "skeleton", "keypoints"), default="auto",
+                   help="what --pose is (default: detected)")
+    p.add_argument("--no-align", action="store_true", help="keep the dance's own proportions and position (no retargeting)")
     p.add_argument("--weights", default="pretrained_weights",
                    help="weight set: a Moore/MusePose folder, our folder or .safetensors, or random:tiny (default: %(default)s)")
     p.add_argument("-o", "--out", type=Path, help="output .mp4 (default outputs/<ref>_<pose>_<seed>.mp4)")
@@ -42,6 +46,23 @@ def _add_infer(commands) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_pose(commands) -> None:
+    p = commands.add_parser("pose", help="extract and draw the pose of a dance video",
+                            description="A dance video (or a keypoint file) to a rendered DWPose-style pose video.")
+    p.add_argument("source", type=Path, help="a dance video, or keypoints (.pose.npz, JSON, OpenPose JSON folder)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the pose video to write (.mp4)")
+    p.add_argument("--keypoints", type=Path, help="also save the keypoints (.pose.npz)")
+    p.add_argument("--ref", type=Path, help="retarget the dance to the person in this photo (size, proportions, place)")
+    p.add_argument("--no-align", action="store_true", help="with --ref: map into the photo's frame without retargeting")
+    p.add_argument("-W", "--width", type=int, help="output width (multiple of 8)")
+    p.add_argument("-H", "--height", type=int, help="output height (multiple of 8)")
+    p.add_argument("-L", "--max-frames", type=int, help="use at most this many frames")
+    p.add_argument("--profile", choices=("moore", "musepose", "ours"), default="moore",
+                   help="drawing style and canvas of the weights you will use (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _add_download(commands) -> None:
     p = commands.add_parser("download", help="fetch the released weights", description="Fetch the files inference needs.")
     p.add_argument("--dir", type=Path, default=Path("pretrained_weights"), help="target folder (default: %(default)s)")
@@ -62,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="animate", description="Pose-driven human video diffusion.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_infer(commands)
+    _add_pose(commands)
     _add_download(commands)
     _add_convert(commands)
     return parser
@@ -76,8 +98,19 @@ def _infer(args) -> None:
         context_frames=args.context_frames, context_overlap=args.context_overlap, sampler=args.sampler,
         device=args.device, dtype=args.dtype, offload=args.offload, profile=args.profile,
         motion_module=args.motion_module, grid=args.grid, progress=not args.no_progress,
+        pose_type=args.pose_type, no_align=args.no_align,
     )
     print(run_infer(options))
+
+
+def _pose(args) -> None:
+    from .pose_job import PoseOptions, run_pose
+
+    print(run_pose(PoseOptions(
+        source=args.source, out=args.out, keypoints=args.keypoints, ref=args.ref, width=args.width, height=args.height,
+        max_frames=args.max_frames, profile=args.profile, no_align=args.no_align, force=args.force,
+        progress=not args.no_progress,
+    )))
 
 
 def _download(args) -> None:
@@ -108,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _quiet_libraries()
-        {"infer": _infer, "download": _download, "convert": _convert}[args.command](args)
+        {"infer": _infer, "pose": _pose, "download": _download, "convert": _convert}[args.command](args)
     except AnimateError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -13,7 +13,8 @@ from .image import canvas_size, load_image
 from .models.weights import describe, load_models
 from .pipeline.animate import AnimatePipeline, AnimateSettings
 from .pose.frames import PoseFrames
-from .profiles import get_profile
+from .pose.sources import POSE_TYPES, detect_pose_type, driving_keypoints, fit_to_photo, renderer
+from .profiles import Profile, get_profile
 from .video import VideoWriter, probe_video
 
 
@@ -43,6 +44,8 @@ class InferOptions:
     motion_module: Path | None = None
     grid: bool = False
     progress: bool = True
+    pose_type: str = "auto"
+    no_align: bool = False
 
 
 def output_path(ref: Path, pose: Path, seed: int, out: Path | None, force: bool) -> Path:
@@ -89,8 +92,12 @@ def run_infer(options: InferOptions) -> Path:
         raise AnimateError(f"-L must be at least 1, got {options.max_frames}")
     if options.fps is not None and options.fps <= 0:
         raise AnimateError(f"--fps must be positive, got {options.fps}")
+    if options.pose_type not in POSE_TYPES:
+        raise AnimateError(f"unknown --pose-type {options.pose_type!r} (choose from {', '.join(POSE_TYPES)})")
     reference = load_image(options.ref)
-    info = probe_video(options.pose)
+    pose_type = detect_pose_type(Path(options.pose)) if options.pose_type == "auto" else options.pose_type
+    if pose_type in ("video", "skeleton"):
+        probe_video(options.pose)
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
     device, dtype = resolve_device(options.device, options.dtype)
 
@@ -111,15 +118,27 @@ def run_infer(options: InferOptions) -> Path:
         print("note: random weights — the video shows structure only, not a person (demo until a trained model ships)",
               file=sys.stderr)
     print(f"loaded {options.weights}: {describe(models)}", file=sys.stderr)
-    num_frames = min(info.num_frames, options.max_frames or info.num_frames)
-    fps = options.fps or info.fps
-    poses = PoseFrames.from_video(options.pose, width, height, num_frames)
+    poses, pose_fps = prepare_poses(options, pose_type, reference, profile, width, height)
     try:
         latents = pipeline.denoise(reference, poses, settings, progress=options.progress)
-        write_video(pipeline, latents, out, fps, poses if options.grid else None, reference)
+        write_video(pipeline, latents, out, options.fps or pose_fps, poses if options.grid else None, reference)
     finally:
         poses.close()
     return out
+
+
+def prepare_poses(options: InferOptions, pose_type: str, reference: Image.Image, profile: Profile,
+                  width: int, height: int) -> tuple[PoseFrames, float]:
+    """Pose images at the output size and their frame rate: a skeleton video as is, anything else retargeted and drawn."""
+    if pose_type == "skeleton":
+        info = probe_video(options.pose)
+        print("note: --pose is a rendered skeleton video: used as is (it cannot be retargeted to the photo's body)",
+              file=sys.stderr)
+        num_frames = min(info.num_frames, options.max_frames or info.num_frames)
+        return PoseFrames.from_video(options.pose, width, height, num_frames), info.fps
+    driving = driving_keypoints(Path(options.pose), pose_type, options.max_frames, options.progress)
+    fitted = fit_to_photo(driving, reference, align=not options.no_align)
+    return PoseFrames.from_keypoints(fitted, width, height, renderer(profile)), driving.fps
 
 
 def write_video(pipeline: AnimatePipeline, latents: torch.Tensor, out: Path, fps: float,

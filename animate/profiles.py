@@ -16,12 +16,16 @@ class Profile:
     steps: int
     guidance: float
     pose_canvas: int  # short side of the canvas the pose images are drawn on
+    pose_style: str  # how they are drawn: moore (DWPose) or musepose
 
 
 PROFILES = {
-    "moore": Profile("moore", short_side=512, context_frames=24, context_overlap=4, steps=30, guidance=3.5, pose_canvas=512),
-    "musepose": Profile("musepose", short_side=768, context_frames=48, context_overlap=4, steps=20, guidance=3.5, pose_canvas=1024),
-    "ours": Profile("ours", short_side=512, context_frames=24, context_overlap=4, steps=30, guidance=3.5, pose_canvas=512),
+    "moore": Profile("moore", short_side=512, context_frames=24, context_overlap=4, steps=30, guidance=3.5, pose_canvas=512,
+                     pose_style="moore"),
+    "musepose": Profile("musepose", short_side=768, context_frames=48, context_overlap=4, steps=20, guidance=3.5, pose_canvas=1024,
+                        pose_style="musepose"),
+    "ours": Profile("ours", short_side=512, context_frames=24, context_overlap=4, steps=30, guidance=3.5, pose_canvas=512,
+                    pose_style="moore"),
 }
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +13,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from animate.errors import AnimateError
+from animate.native_logs import native_stderr_silenced
 
 try:
     import decord
@@ -24,23 +23,9 @@ except ImportError:  # decord has no wheels for some platforms; ffmpeg does the 
 _BATCH = 8
 
 
-@contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the block: decord/libav log their own lines before we raise ours."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _open_decord(path: str) -> decord.VideoReader:
     """A decord reader, quiet on failure (the caller turns the exception into one line)."""
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         return decord.VideoReader(path, ctx=decord.cpu(0))
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import AnimateError
+from ..native_logs import native_stderr_silenced
 from ..image import load_image
 from ..video import probe_video, read_frames
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
@@ -125,9 +126,9 @@ def extract_video(path: str | os.PathLike, max_frames: int | None = None, progre
     """Keypoints of every frame of a video (the most prominent person, tracked); frames without one are all zeros."""
     info = probe_video(path)
     total = info.num_frames if max_frames is None else min(max_frames, info.num_frames)
-    frames = tqdm(read_frames(path, stop=max_frames), total=total, desc="extracting pose", unit="frame",
-                  disable=not progress)
-    with HolisticExtractor(video=True) as extractor:
+    with native_stderr_silenced() as stderr, HolisticExtractor(video=True) as extractor:
+        frames = tqdm(read_frames(path, stop=max_frames), total=total, desc="extracting pose", unit="frame",
+                      disable=not progress, file=stderr)
         keypoints = [extractor.extract_frame(frame) for frame in frames]
     if not any(body[:, 2].any() for body, _, _ in keypoints):
         raise AnimateError(f"no person found in {os.fspath(path)}")
@@ -141,7 +142,7 @@ def extract_image(image: np.ndarray | str | os.PathLike) -> tuple[np.ndarray, np
         name, rgb = os.fspath(image), np.asarray(load_image(image))
     else:
         name, rgb = "the photo", np.asarray(image)
-    with HolisticExtractor(video=False) as extractor:
+    with native_stderr_silenced(), HolisticExtractor(video=False) as extractor:
         body, hands, face = extractor.extract_frame(rgb)
     if not body[:, 2].any():
         raise AnimateError(f"no person found in {name}")

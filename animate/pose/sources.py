@@ -1,0 +1,87 @@
+"""What `--pose` can be — a real dance video, a rendered skeleton video, or a keypoint file — and how each becomes keypoints."""
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import AnimateError
+from ..profiles import Profile
+from ..video import probe_video, read_frames
+from .interchange import load_json, load_openpose_json
+from .keypoints import PoseSequence
+from .render import draw_pose
+from .retarget import retarget
+from .smooth import fill_gaps, smooth_sequence
+
+POSE_TYPES = ("auto", "video", "skeleton", "keypoints")
+KEYPOINT_SUFFIXES = (".npz", ".json")
+
+
+def looks_like_skeleton(frames: list[np.ndarray]) -> bool:
+    """A rendered pose video: mostly black, and what is not black is saturated colour (limbs) or white (face)."""
+    pixels = np.concatenate([f.reshape(-1, 3) for f in frames]).astype(np.int16)
+    bright = pixels.max(axis=1)
+    dark_share = float((bright < 24).mean())
+    lit = pixels[bright >= 64]
+    if len(lit) == 0:
+        return dark_share > 0.98
+    saturation = (lit.max(axis=1) - lit.min(axis=1)) / np.maximum(lit.max(axis=1), 1)
+    vivid_share = float(((saturation > 0.6) | (lit.min(axis=1) > 200)).mean())
+    return dark_share > 0.75 and vivid_share > 0.6
+
+
+def detect_pose_type(path: Path) -> str:
+    """keypoints (.pose.npz, .json, a folder of OpenPose JSON), skeleton (a rendered pose video) or video (a real one)."""
+    if path.is_dir() or path.suffix.lower() in KEYPOINT_SUFFIXES:
+        return "keypoints"
+    info = probe_video(path)
+    picks = set(np.linspace(0, info.num_frames - 1, min(8, info.num_frames)).round().astype(int).tolist())
+    frames = [frame for i, frame in enumerate(read_frames(path, 0, max(picks) + 1)) if i in picks]
+    return "skeleton" if looks_like_skeleton(frames) else "video"
+
+
+def load_keypoints(path: Path) -> PoseSequence:
+    """Our `.pose.npz` or JSON, or OpenPose/DWPose JSON (one file or a folder of per-frame files)."""
+    if path.is_dir():
+        return load_openpose_json(path)
+    if not path.is_file():
+        raise AnimateError(f"{path}: pose input not found")
+    if path.suffix.lower() == ".npz":
+        return PoseSequence.load(path)
+    try:
+        return load_json(path)
+    except AnimateError:
+        return load_openpose_json(path)
+
+
+def driving_keypoints(path: Path, pose_type: str, max_frames: int | None = None, progress: bool = True) -> PoseSequence:
+    """Keypoints of the dance: extracted from a real video (gaps filled, smoothed) or read from a keypoint file."""
+    if pose_type == "keypoints":
+        seq = load_keypoints(path)
+        return seq.slice(0, max_frames) if max_frames else seq
+    from .extract import extract_video  # mediapipe is imported only when a video is extracted
+
+    seq = extract_video(path, max_frames=max_frames, progress=progress)
+    return smooth_sequence(fill_gaps(seq))
+
+
+def photo_keypoints(photo: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Body, hands and face of the person in the photo (one clear error when there is none)."""
+    from .extract import extract_image
+
+    return extract_image(np.asarray(photo.convert("RGB")))
+
+
+def fit_to_photo(driving: PoseSequence, photo: Image.Image, align: bool = True) -> PoseSequence:
+    """The dance retargeted to the photo's body (bone lengths, position), in the photo's pixel frame."""
+    if not align:
+        return retarget(driving, np.zeros((18, 3), np.float32), photo.size, align=False)
+    body, hands, face = photo_keypoints(photo)
+    return retarget(driving, body, photo.size, photo_hands=hands, photo_face=face, align=True)
+
+
+def renderer(profile: Profile):
+    """draw(body, hands, face, width, height) in the style and on the canvas the profile's weights were trained with."""
+    return partial(draw_pose, canvas_short_side=profile.pose_canvas, style=profile.pose_style)
