@@ -13,6 +13,7 @@ from .image import canvas_size, load_image
 from .models.weights import describe, load_models
 from .pipeline.animate import AnimatePipeline, AnimateSettings
 from .pose.frames import PoseFrames
+from .pose.keypoints import PoseSequence
 from .pose.sources import POSE_TYPES, detect_pose_type, driving_keypoints, fit_to_photo, renderer
 from .profiles import Profile, get_profile
 from .video import VideoWriter, probe_video
@@ -100,6 +101,7 @@ def run_infer(options: InferOptions) -> Path:
         probe_video(options.pose)
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
     device, dtype = resolve_device(options.device, options.dtype)
+    keypoints = None if pose_type == "skeleton" else fitted_keypoints(options, pose_type, reference)
 
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
     profile = get_profile(models.profile)
@@ -118,7 +120,7 @@ def run_infer(options: InferOptions) -> Path:
         print("note: random weights — the video shows structure only, not a person (demo until a trained model ships)",
               file=sys.stderr)
     print(f"loaded {options.weights}: {describe(models)}", file=sys.stderr)
-    poses, pose_fps = prepare_poses(options, pose_type, reference, profile, width, height)
+    poses, pose_fps = pose_frames(options, keypoints, profile, width, height)
     try:
         latents = pipeline.denoise(reference, poses, settings, progress=options.progress)
         write_video(pipeline, latents, out, options.fps or pose_fps, poses if options.grid else None, reference)
@@ -127,18 +129,22 @@ def run_infer(options: InferOptions) -> Path:
     return out
 
 
-def prepare_poses(options: InferOptions, pose_type: str, reference: Image.Image, profile: Profile,
-                  width: int, height: int) -> tuple[PoseFrames, float]:
-    """Pose images at the output size and their frame rate: a skeleton video as is, anything else retargeted and drawn."""
-    if pose_type == "skeleton":
-        info = probe_video(options.pose)
-        print("note: --pose is a rendered skeleton video: used as is (it cannot be retargeted to the photo's body)",
-              file=sys.stderr)
-        num_frames = min(info.num_frames, options.max_frames or info.num_frames)
-        return PoseFrames.from_video(options.pose, width, height, num_frames), info.fps
+def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Image) -> PoseSequence:
+    """The dance's keypoints (extracted or read), retargeted to the photo's body unless --no-align."""
     driving = driving_keypoints(Path(options.pose), pose_type, options.max_frames, options.progress)
-    fitted = fit_to_photo(driving, reference, align=not options.no_align)
-    return PoseFrames.from_keypoints(fitted, width, height, renderer(profile)), driving.fps
+    return fit_to_photo(driving, reference, align=not options.no_align)
+
+
+def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: Profile,
+                width: int, height: int) -> tuple[PoseFrames, float]:
+    """Pose images at the output size and their frame rate: keypoints drawn in the profile's style, or a skeleton video as is."""
+    if keypoints is not None:
+        return PoseFrames.from_keypoints(keypoints, width, height, renderer(profile)), keypoints.fps
+    info = probe_video(options.pose)
+    print("note: --pose is a rendered skeleton video: used as is (it cannot be retargeted to the photo's body)",
+          file=sys.stderr)
+    num_frames = min(info.num_frames, options.max_frames or info.num_frames)
+    return PoseFrames.from_video(options.pose, width, height, num_frames), info.fps
 
 
 def write_video(pipeline: AnimatePipeline, latents: torch.Tensor, out: Path, fps: float,
