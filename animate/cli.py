@@ -15,6 +15,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+def _add_pose_backend(p) -> None:
+    p.add_argument("--pose-backend", choices=("mediapipe", "dwpose"), default="mediapipe",
+                   help="keypoint extractor: mediapipe (bundled) or dwpose (Moore's DWPose/ ONNX files; pip install onnxruntime)")
+    p.add_argument("--dwpose-dir", type=Path, help="folder holding DWPose/ (default: the weights folder, or pretrained_weights)")
+
+
 def _add_infer(commands) -> None:
     p = commands.add_parser("infer", help="animate a photo with a pose video", description="Animate a photo with a pose video.")
     p.add_argument("--ref", type=Path, required=True, help="the person's photo (any common image format)")
@@ -44,6 +50,7 @@ def _add_infer(commands) -> None:
     p.add_argument("--motion-module", type=Path, help="motion modules to use instead of the set's (.pth/.ckpt)")
     p.add_argument("--grid", action="store_true", help="also write <out>_grid.mp4: ref | pose | result")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_pose_backend(p)
 
 
 def _add_pose(commands) -> None:
@@ -61,6 +68,7 @@ def _add_pose(commands) -> None:
                    help="drawing style and canvas of the weights you will use (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_pose_backend(p)
 
 
 def _add_download(commands) -> None:
@@ -98,7 +106,7 @@ def _infer(args) -> None:
         context_frames=args.context_frames, context_overlap=args.context_overlap, sampler=args.sampler,
         device=args.device, dtype=args.dtype, offload=args.offload, profile=args.profile,
         motion_module=args.motion_module, grid=args.grid, progress=not args.no_progress,
-        pose_type=args.pose_type, no_align=args.no_align,
+        pose_type=args.pose_type, no_align=args.no_align, pose_backend=args.pose_backend, dwpose_dir=args.dwpose_dir,
     )
     print(run_infer(options))
 
@@ -109,7 +117,8 @@ def _pose(args) -> None:
     print(run_pose(PoseOptions(
         source=args.source, out=args.out, keypoints=args.keypoints, ref=args.ref, width=args.width, height=args.height,
         max_frames=args.max_frames, profile=args.profile, no_align=args.no_align, force=args.force,
-        progress=not args.no_progress,
+        progress=not args.no_progress, pose_backend=args.pose_backend,
+        dwpose_dir=args.dwpose_dir or Path("pretrained_weights"),
     )))
 
 

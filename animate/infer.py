@@ -14,7 +14,7 @@ from .models.weights import describe, load_models
 from .pipeline.animate import AnimatePipeline, AnimateSettings
 from .pose.frames import PoseFrames
 from .pose.keypoints import PoseSequence
-from .pose.sources import POSE_TYPES, detect_pose_type, driving_keypoints, fit_to_photo, renderer
+from .pose.sources import POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
 from .profiles import Profile, get_profile
 from .video import VideoWriter, probe_video
 
@@ -47,6 +47,8 @@ class InferOptions:
     progress: bool = True
     pose_type: str = "auto"
     no_align: bool = False
+    pose_backend: str = "mediapipe"
+    dwpose_dir: Path | None = None
 
 
 def output_path(ref: Path, pose: Path, seed: int, out: Path | None, force: bool) -> Path:
@@ -131,8 +133,10 @@ def run_infer(options: InferOptions) -> Path:
 
 def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Image) -> PoseSequence:
     """The dance's keypoints (extracted or read), retargeted to the photo's body unless --no-align."""
-    driving = driving_keypoints(Path(options.pose), pose_type, options.max_frames, options.progress)
-    return fit_to_photo(driving, reference, align=not options.no_align)
+    weights = Path(options.weights)
+    backend = Backend(options.pose_backend, options.dwpose_dir or (weights if weights.is_dir() else Path("pretrained_weights")))
+    driving = driving_keypoints(Path(options.pose), pose_type, options.max_frames, options.progress, backend)
+    return fit_to_photo(driving, reference, align=not options.no_align, backend=backend)
 
 
 def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: Profile,

@@ -7,7 +7,7 @@ from tqdm.auto import tqdm
 
 from .errors import AnimateError
 from .image import canvas_size, load_image
-from .pose.sources import detect_pose_type, driving_keypoints, fit_to_photo, renderer
+from .pose.sources import Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
 from .profiles import get_profile
 from .video import VideoWriter
 
@@ -27,6 +27,8 @@ class PoseOptions:
     no_align: bool = False
     force: bool = False
     progress: bool = True
+    pose_backend: str = "mediapipe"
+    dwpose_dir: Path = Path("pretrained_weights")
 
 
 def run_pose(options: PoseOptions) -> Path:
@@ -41,13 +43,14 @@ def run_pose(options: PoseOptions) -> Path:
     if options.max_frames is not None and options.max_frames < 1:
         raise AnimateError(f"-L must be at least 1, got {options.max_frames}")
     profile = get_profile(options.profile)
+    backend = Backend(options.pose_backend, options.dwpose_dir)
     photo = load_image(options.ref) if options.ref is not None else None
     pose_type = detect_pose_type(options.source)
     if pose_type == "skeleton":
         raise AnimateError(f"{options.source} is already a rendered pose video (no keypoints to extract from it)")
-    seq = driving_keypoints(options.source, pose_type, options.max_frames, options.progress)
+    seq = driving_keypoints(options.source, pose_type, options.max_frames, options.progress, backend)
     if photo is not None:
-        seq = fit_to_photo(seq, photo, align=not options.no_align)
+        seq = fit_to_photo(seq, photo, align=not options.no_align, backend=backend)
     width, height = canvas_size(seq.width, seq.height, options.width, options.height, profile.short_side)
     draw = renderer(profile)
     with VideoWriter(options.out, seq.fps) as writer:

@@ -1,5 +1,6 @@
 """What `--pose` can be — a real dance video, a rendered skeleton video, or a keypoint file — and how each becomes keypoints."""
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from .retarget import retarget
 from .smooth import fill_gaps, smooth_sequence
 
 POSE_TYPES = ("auto", "video", "skeleton", "keypoints")
+BACKENDS = ("mediapipe", "dwpose")
 KEYPOINT_SUFFIXES = (".npz", ".json")
 
 
@@ -56,29 +58,54 @@ def load_keypoints(path: Path) -> PoseSequence:
         return load_openpose_json(path)
 
 
-def driving_keypoints(path: Path, pose_type: str, max_frames: int | None = None, progress: bool = True) -> PoseSequence:
+@dataclass(frozen=True)
+class Backend:
+    """Which extractor finds keypoints: mediapipe (default, bundled) or dwpose (Moore's DWPose/ ONNX files)."""
+
+    name: str = "mediapipe"
+    dwpose_dir: Path = Path("pretrained_weights")
+
+    def __post_init__(self):
+        if self.name not in BACKENDS:
+            raise AnimateError(f"unknown pose backend {self.name!r} (choose from {', '.join(BACKENDS)})")
+
+    def video(self, path: Path, max_frames: int | None, progress: bool) -> PoseSequence:
+        """Raw per-frame keypoints of a video."""
+        if self.name == "dwpose":
+            from . import dwpose
+
+            return dwpose.extract_video(path, self.dwpose_dir, max_frames=max_frames, progress=progress)
+        from . import extract  # mediapipe is imported only when something is extracted
+
+        return extract.extract_video(path, max_frames=max_frames, progress=progress)
+
+    def image(self, photo: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Body, hands and face of the person in a photo (one clear error when there is none)."""
+        rgb = np.asarray(photo.convert("RGB"))
+        if self.name == "dwpose":
+            from . import dwpose
+
+            return dwpose.extract_image(rgb, self.dwpose_dir)
+        from . import extract
+
+        return extract.extract_image(rgb)
+
+
+def driving_keypoints(path: Path, pose_type: str, max_frames: int | None = None, progress: bool = True,
+                      backend: Backend = Backend()) -> PoseSequence:
     """Keypoints of the dance: extracted from a real video (gaps filled, smoothed) or read from a keypoint file."""
     if pose_type == "keypoints":
         seq = load_keypoints(path)
         return seq.slice(0, max_frames) if max_frames else seq
-    from .extract import extract_video  # mediapipe is imported only when a video is extracted
-
-    seq = extract_video(path, max_frames=max_frames, progress=progress)
-    return smooth_sequence(fill_gaps(seq))
+    return smooth_sequence(fill_gaps(backend.video(path, max_frames, progress)))
 
 
-def photo_keypoints(photo: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Body, hands and face of the person in the photo (one clear error when there is none)."""
-    from .extract import extract_image
-
-    return extract_image(np.asarray(photo.convert("RGB")))
-
-
-def fit_to_photo(driving: PoseSequence, photo: Image.Image, align: bool = True) -> PoseSequence:
+def fit_to_photo(driving: PoseSequence, photo: Image.Image, align: bool = True,
+                 backend: Backend = Backend()) -> PoseSequence:
     """The dance retargeted to the photo's body (bone lengths, position), in the photo's pixel frame."""
     if not align:
         return retarget(driving, np.zeros((18, 3), np.float32), photo.size, align=False)
-    body, hands, face = photo_keypoints(photo)
+    body, hands, face = backend.image(photo)
     return retarget(driving, body, photo.size, photo_hands=hands, photo_face=face, align=True)
 
 
