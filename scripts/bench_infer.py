@@ -14,7 +14,6 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -23,7 +22,7 @@ from animate.infer import resolve_device
 from animate.models.bundle import AnimateModels, build_random_models
 from animate.models.weights import load_models
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
-from animate.pose.frames import PoseVideoFrames
+from animate.pose.frames import PoseFrames
 from animate.pose.render import draw_pose
 from animate.pose.synthetic import draw_person, synthetic_dance, synthetic_hands
 from animate.video import VideoWriter
@@ -31,8 +30,8 @@ from animate.video import VideoWriter
 SIZE_DEFAULTS = {"tiny": (128, 192, 4), "sd15": (512, 768, 20)}  # width, height, steps
 FPS = 24.0
 WARMUP_FRAMES = 4
-COLUMNS = ("frames", "total s", "s/frame", "denoise s/(frame·step)", "UNet calls", "peak RSS MiB",
-           "tracemalloc peak MiB", "CUDA peak MiB")
+COLUMNS = ("frames", "total s", "CPU s", "s/frame", "denoise s/(frame·step)", "UNet calls", "peak RSS MiB",
+           "tracemalloc peak MiB", "CUDA peak MiB", "load")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,9 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one length in this process
     args = parser.parse_args(argv)
     default_w, default_h, default_steps = SIZE_DEFAULTS[args.size]
-    args.width = args.width or default_w
-    args.height = args.height or default_h
-    args.steps = args.steps or default_steps
+    args.width = default_w if args.width is None else args.width
+    args.height = default_h if args.height is None else args.height
+    args.steps = default_steps if args.steps is None else args.steps
     try:
         args.frame_counts = [int(n) for n in args.frames.split(",")]
     except ValueError:
@@ -85,7 +84,7 @@ def load(args: argparse.Namespace) -> AnimateModels:
 def infer(pipeline: AnimatePipeline, reference: Image.Image, pose_path: Path, out: Path, num_frames: int,
           settings: AnimateSettings) -> float:
     """run_infer's path after loading: pose frames, denoise, decode streamed into an mp4; returns the denoise seconds."""
-    poses = PoseVideoFrames(pose_path, settings.width, settings.height, num_frames)
+    poses = PoseFrames.from_video(pose_path, settings.width, settings.height, num_frames)
     try:
         start = time.perf_counter()
         latents = pipeline.denoise(reference, poses, settings, progress=False)
@@ -105,40 +104,58 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class CallCounter:
+    """Counts a module's forward calls (a forward pre-hook)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.calls = 0
+        module.register_forward_pre_hook(self)
+
+    def __call__(self, *_) -> None:
+        self.calls += 1
+
+
+def settings_of(args: argparse.Namespace) -> AnimateSettings:
+    """The sampling settings of the timed runs (guidance and sampler at AnimateSettings' defaults)."""
+    return AnimateSettings(width=args.width, height=args.height, steps=args.steps,
+                           context_frames=args.context_frames, context_overlap=args.context_overlap)
+
+
 def measure_one(args: argparse.Namespace, num_frames: int) -> dict:
-    """Warm up on a short clip, then time and measure one run of num_frames frames in this process."""
-    settings = AnimateSettings(width=args.width, height=args.height, steps=args.steps,
-                               context_frames=args.context_frames, context_overlap=args.context_overlap)
+    """Warm up on a short clip, time one num_frames run, then a 1-step traced pass of it for the tracemalloc peak.
+
+    tracemalloc slows every Python allocation, so it stays off while timing; the numpy/Python peak does not depend
+    on the step count (every step reads the same windows, decoding is the same), so one step measures it.
+    """
+    settings = settings_of(args)
     pipeline = AnimatePipeline(load(args), args.torch_device, args.torch_dtype)
     pipeline.check(settings)
-    calls = [0]
-    pipeline.models.denoising_unet.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    counter = CallCounter(pipeline.models.denoising_unet)
     reference = Image.fromarray(draw_person(synthetic_dance(1, seed=1)[0], args.width, args.height, seed=1))
+    one_step = dataclasses.replace(settings, steps=1)
+    cuda = pipeline.device.type == "cuda"
     with tempfile.TemporaryDirectory(prefix="bench-infer-") as tmp:
         folder = Path(tmp)
         write_pose_video(folder / "warmup_pose.mp4", WARMUP_FRAMES, args.width, args.height)
-        infer(pipeline, reference, folder / "warmup_pose.mp4", folder / "warmup.mp4", WARMUP_FRAMES,
-              dataclasses.replace(settings, steps=1))
+        infer(pipeline, reference, folder / "warmup_pose.mp4", folder / "warmup.mp4", WARMUP_FRAMES, one_step)
         write_pose_video(folder / "pose.mp4", num_frames, args.width, args.height)
-        calls[0] = 0
-        if pipeline.device.type == "cuda":
+        counter.calls = 0
+        if cuda:
             torch.cuda.reset_peak_memory_stats(pipeline.device)
-        tracemalloc.start()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         denoise_s = infer(pipeline, reference, folder / "pose.mp4", folder / "out.mp4", num_frames, settings)
         synchronize(pipeline.device)
-        total_s = time.perf_counter() - start
-        traced_peak = tracemalloc.get_traced_memory()[1]
+        total_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+        load_avg = os.getloadavg()[0]  # about the run's own threads when nothing else runs; more means contention
+        rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        cuda_mib = torch.cuda.max_memory_allocated(pipeline.device) / 2**20 if cuda else None
+        unet_calls = counter.calls
+        tracemalloc.start()
+        infer(pipeline, reference, folder / "pose.mp4", folder / "traced.mp4", num_frames, one_step)
+        traced_mib = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
-    return {
-        "frames": num_frames,
-        "total_s": total_s,
-        "denoise_s": denoise_s,
-        "unet_calls": calls[0],
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports KiB
-        "traced_mib": traced_peak / 2**20,
-        "cuda_mib": torch.cuda.max_memory_allocated(pipeline.device) / 2**20 if pipeline.device.type == "cuda" else None,
-    }
+    return {"frames": num_frames, "total_s": total_s, "cpu_s": cpu_s, "denoise_s": denoise_s, "unet_calls": unet_calls,
+            "rss_mib": rss_mib, "traced_mib": traced_mib, "cuda_mib": cuda_mib, "load": load_avg}
 
 
 def run_subprocess(argv: list[str], num_frames: int) -> dict:
@@ -162,30 +179,31 @@ def cpu_model() -> str:
 
 
 def machine_line(device: torch.device) -> str:
-    """CPU, cores, torch threads and version, compute device and the date (UTC)."""
+    """CPU, cores, torch threads and version, compute device, the date (UTC) and the load average (other work)."""
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none (CPU run)"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f"CPU: {cpu_model()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads); "
-            f"torch {torch.__version__}; GPU: {gpu}; {date}")
+            f"torch {torch.__version__}; GPU: {gpu}; {date}; 1-min load average at start {os.getloadavg()[0]:.2f}")
 
 
-def table(args: argparse.Namespace, rows: list[dict]) -> str:
-    """The results as a markdown table, with the settings above it."""
+def table(args: argparse.Namespace, machine: str, rows: list[dict]) -> str:
+    """The results as a markdown table, with the machine and settings above it."""
     weights = args.weights or f"random {args.size} weights"
+    s = settings_of(args)
     lines = [
-        machine_line(args.torch_device),
+        machine,
         "",
-        f"{weights}, {args.width}x{args.height}, {args.steps} steps (DDIM, CFG 3.5), context {args.context_frames}/"
-        f"overlap {args.context_overlap}, {args.torch_device.type} {str(args.torch_dtype).removeprefix('torch.')}",
+        f"{weights}, {s.width}x{s.height}, {s.steps} steps ({s.sampler}, CFG {s.guidance}), context {s.context_frames}"
+        f"/overlap {s.context_overlap}, {args.torch_device.type} {str(args.torch_dtype).removeprefix('torch.')}",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---:|" * len(COLUMNS),
     ]
     for r in rows:
         cuda = "–" if r["cuda_mib"] is None else f"{r['cuda_mib']:.0f}"
-        cells = (r["frames"], f"{r['total_s']:.1f}", f"{r['total_s'] / r['frames']:.3f}",
+        cells = (r["frames"], f"{r['total_s']:.1f}", f"{r['cpu_s']:.1f}", f"{r['total_s'] / r['frames']:.3f}",
                  f"{r['denoise_s'] / (r['frames'] * args.steps):.4f}", r["unet_calls"], f"{r['rss_mib']:.0f}",
-                 f"{r['traced_mib']:.1f}", cuda)
+                 f"{r['traced_mib']:.1f}", cuda, f"{r['load']:.1f}")
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -200,11 +218,11 @@ def main(argv: list[str] | None = None) -> None:
         except AnimateError as err:
             raise SystemExit(f"error: {err}") from None
         return
-    rows = []
+    machine, rows = machine_line(args.torch_device), []
     for n in args.frame_counts:
         rows.append(run_subprocess(argv, n))
         print(f"measured {n} frames: {rows[-1]['total_s']:.1f} s", file=sys.stderr)
-    text = table(args, rows)
+    text = table(args, machine, rows)
     print(text, end="")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
