@@ -7,6 +7,7 @@ from tqdm.auto import tqdm
 
 from .errors import AnimateError
 from .image import canvas_size, load_image
+from .pose.frames import draw_sequence
 from .pose.sources import Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
 from .profiles import get_profile
 from .video import VideoWriter
@@ -54,8 +55,9 @@ def run_pose(options: PoseOptions) -> Path:
     width, height = canvas_size(seq.width, seq.height, options.width, options.height, profile.short_side)
     draw = renderer(profile)
     with VideoWriter(options.out, seq.fps) as writer:
-        for i in tqdm(range(len(seq)), desc="drawing", disable=not options.progress):
-            writer.write(draw(*seq.normalised(i), width, height))
+        for frame in tqdm(draw_sequence(seq, width, height, draw), total=len(seq), desc="drawing",
+                          disable=not options.progress):
+            writer.write(frame)
         if options.keypoints is not None:
             seq.save(options.keypoints)
     return options.out

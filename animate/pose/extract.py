@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -93,12 +94,13 @@ class HolisticExtractor:
     # video=False treats every image on its own (a reference photo). Model complexity 1 is the only pose model bundled
     # with the wheel (0 and 2 are downloaded). Frames go in at full size: Holistic runs its models on fixed-size crops,
     # so scaling frames down first saved no time (measured at 512x768 and 1080x1920) and moved body points by pixels.
-    # refine_face_landmarks refines the eye and lip contours (32 of the 68 points) at no measurable cost.
+    # refine_face_landmarks (eye and lip contours, 32 of the 68 points) is off: it costs ~6% per frame (measured on
+    # 2 cores), the pose-speed target needs it, and the points it moves are drawn as 3-px dots.
     def __init__(self, video: bool = True) -> None:
         import mediapipe as mp  # ~1 s to import: only when extracting
 
         self._holistic = mp.solutions.holistic.Holistic(
-            static_image_mode=not video, model_complexity=1, smooth_landmarks=True, refine_face_landmarks=True,
+            static_image_mode=not video, model_complexity=1, smooth_landmarks=True, refine_face_landmarks=False,
             min_detection_confidence=0.5, min_tracking_confidence=0.5)
 
     def __enter__(self) -> "HolisticExtractor":
@@ -122,14 +124,47 @@ class HolisticExtractor:
             _as_array(result.left_hand_landmarks), _as_array(result.face_landmarks), width, height)
 
 
-def extract_video(path: str | os.PathLike, max_frames: int | None = None, progress: bool = True) -> PoseSequence:
-    """Keypoints of every frame of a video (the most prominent person, tracked); frames without one are all zeros."""
+MIN_FRAMES_PER_WORKER = 24
+
+
+def default_workers(frames: int) -> int:
+    """One Holistic graph per core (MediaPipe releases the GIL while a graph runs), at least 24 frames each."""
+    return max(1, min(os.cpu_count() or 1, 8, frames // MIN_FRAMES_PER_WORKER))
+
+
+def split_span(frames: int, parts: int) -> list[range]:
+    """[0, frames) cut into `parts` contiguous spans of nearly equal length."""
+    bounds = np.linspace(0, frames, parts + 1).round().astype(int)
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _extract_span(path: str | os.PathLike, span: range, bar: tqdm) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Keypoints of frames [span), tracked by a graph of its own."""
+    keypoints = []
+    with HolisticExtractor(video=True) as extractor:
+        for frame in read_frames(path, span.start, span.stop):
+            keypoints.append(extractor.extract_frame(frame))
+            bar.update()
+    return keypoints
+
+
+def extract_video(path: str | os.PathLike, max_frames: int | None = None, progress: bool = True,
+                  workers: int | None = None) -> PoseSequence:
+    """Keypoints of every frame of a video (the most prominent person, tracked); frames without one are all zeros.
+
+    With several workers each thread tracks a contiguous span with its own graph (tracking restarts at span starts).
+    """
     info = probe_video(path)
     total = info.num_frames if max_frames is None else min(max_frames, info.num_frames)
-    with native_stderr_silenced() as stderr, HolisticExtractor(video=True) as extractor:
-        frames = tqdm(read_frames(path, stop=max_frames), total=total, desc="extracting pose", unit="frame",
-                      disable=not progress, file=stderr)
-        keypoints = [extractor.extract_frame(frame) for frame in frames]
+    spans = split_span(total, workers or default_workers(total))
+    with native_stderr_silenced() as stderr, tqdm(total=total, desc="extracting pose", unit="frame",
+                                                  disable=not progress, file=stderr) as bar:
+        if len(spans) == 1:
+            keypoints = _extract_span(path, spans[0], bar)
+        else:
+            with ThreadPoolExecutor(len(spans)) as pool:
+                parts = list(pool.map(lambda span: _extract_span(path, span, bar), spans))
+            keypoints = [k for part in parts for k in part]
     if not any(body[:, 2].any() for body, _, _ in keypoints):
         raise AnimateError(f"no person found in {os.fspath(path)}")
     body, hands, face = (np.stack(parts) for parts in zip(*keypoints))

@@ -1,13 +1,21 @@
 """Pose images for the pipeline, prepared once into a disk-backed array and read a window at a time."""
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..video import read_frames
 from .keypoints import PoseSequence
+
+
+Draw = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
+
+
+def draw_sequence(seq: PoseSequence, width: int, height: int, draw: Draw) -> Iterator[np.ndarray]:
+    """Every frame drawn with `draw(body, hands, face, width, height)` (normalised coordinates), one at a time."""
+    return (draw(*seq.normalised(i), width, height) for i in range(len(seq)))
 
 
 class PoseFrames:
@@ -30,10 +38,9 @@ class PoseFrames:
         return cls(read_frames(path, 0, num_frames, size=(width, height)), num_frames, width, height)
 
     @classmethod
-    def from_keypoints(cls, seq: PoseSequence, width: int, height: int,
-                       draw: Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]) -> "PoseFrames":
+    def from_keypoints(cls, seq: PoseSequence, width: int, height: int, draw: Draw) -> "PoseFrames":
         """Keypoints drawn frame by frame with `draw(body, hands, face, width, height)` (normalised coordinates)."""
-        return cls((draw(*seq.normalised(i), width, height) for i in range(len(seq))), len(seq), width, height)
+        return cls(draw_sequence(seq, width, height, draw), len(seq), width, height)
 
     def __len__(self) -> int:
         return len(self.frames)
