@@ -47,6 +47,7 @@ def blank_video(tmp_path_factory) -> Path:
 def test_pose_types_are_detected(dance_video, pose_video, tmp_path):
     assert detect_pose_type(dance_video) == "video"
     assert detect_pose_type(pose_video(6)) == "skeleton"
+    assert detect_pose_type(pose_video(6, width=32, height=48)) == "skeleton"  # chroma dulled by h264 at this size
     assert detect_pose_type(Path("x.pose.npz")) == "keypoints"
     assert detect_pose_type(Path("frames.json")) == "keypoints"
     assert detect_pose_type(tmp_path) == "keypoints"  # a folder of OpenPose JSON

@@ -22,7 +22,10 @@ KEYPOINT_SUFFIXES = (".npz", ".json")
 
 
 def looks_like_skeleton(frames: list[np.ndarray]) -> bool:
-    """A rendered pose video: mostly black, and what is not black is saturated colour (limbs) or white (face)."""
+    """A rendered pose video: mostly black, and what is not black is saturated colour (limbs) or white (face).
+
+    Saturation is judged loosely (> 0.35): h264's half-resolution chroma dulls thin limbs in small videos.
+    """
     pixels = np.concatenate([f.reshape(-1, 3) for f in frames]).astype(np.int16)
     bright = pixels.max(axis=1)
     dark_share = float((bright < 24).mean())
@@ -30,8 +33,8 @@ def looks_like_skeleton(frames: list[np.ndarray]) -> bool:
     if len(lit) == 0:
         return dark_share > 0.98
     saturation = (lit.max(axis=1) - lit.min(axis=1)) / np.maximum(lit.max(axis=1), 1)
-    vivid_share = float(((saturation > 0.6) | (lit.min(axis=1) > 200)).mean())
-    return dark_share > 0.75 and vivid_share > 0.6
+    vivid_share = float(((saturation > 0.35) | (lit.min(axis=1) > 200)).mean())
+    return dark_share > 0.75 and vivid_share > 0.5
 
 
 def detect_pose_type(path: Path) -> str:
