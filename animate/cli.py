@@ -58,7 +58,7 @@ def _add_pose(commands) -> None:
                             description="A dance video (or a keypoint file) to a rendered DWPose-style pose video.")
     p.add_argument("source", type=Path, help="a dance video, or keypoints (.pose.npz, JSON, OpenPose JSON folder)")
     p.add_argument("-o", "--out", type=Path, required=True, help="the pose video to write (.mp4)")
-    p.add_argument("--keypoints", type=Path, help="also save the keypoints (.pose.npz)")
+    p.add_argument("--keypoints", type=Path, help="also save the keypoints (.pose.npz, or .json)")
     p.add_argument("--ref", type=Path, help="retarget the dance to the person in this photo (size, proportions, place)")
     p.add_argument("--no-align", action="store_true", help="with --ref: map into the photo's frame without retargeting")
     p.add_argument("-W", "--width", type=int, help="output width (multiple of 8)")

@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 from .errors import AnimateError
 from .image import canvas_size, load_image
 from .pose.frames import draw_sequence
+from .pose.interchange import save_json
 from .pose.sources import Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
 from .profiles import get_profile
 from .video import VideoWriter
@@ -39,8 +40,8 @@ def run_pose(options: PoseOptions) -> Path:
     for path in (options.out, options.keypoints):
         if path is not None and path.exists() and not options.force:
             raise AnimateError(f"{path} already exists (use --force to overwrite)")
-    if options.keypoints is not None and not options.keypoints.name.endswith(".pose.npz"):
-        raise AnimateError(f"--keypoints must end in .pose.npz, got {options.keypoints}")
+    if options.keypoints is not None and not options.keypoints.name.endswith((".pose.npz", ".json")):
+        raise AnimateError(f"--keypoints must end in .pose.npz or .json, got {options.keypoints}")
     if options.max_frames is not None and options.max_frames < 1:
         raise AnimateError(f"-L must be at least 1, got {options.max_frames}")
     profile = get_profile(options.profile)
@@ -59,5 +60,5 @@ def run_pose(options: PoseOptions) -> Path:
                           disable=not options.progress):
             writer.write(frame)
         if options.keypoints is not None:
-            seq.save(options.keypoints)
+            seq.save(options.keypoints) if options.keypoints.suffix == ".npz" else save_json(seq, options.keypoints)
     return options.out

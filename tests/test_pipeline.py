@@ -132,3 +132,14 @@ def test_reference_photo_matters(pipeline):
     a = pipeline.denoise(PHOTO, poses(4), settings(), latents=latents.clone(), progress=False)
     b = pipeline.denoise(other, poses(4), settings(), latents=latents.clone(), progress=False)
     assert (a - b).abs().max() > 1e-3
+
+
+def test_offload_keeps_models_on_the_cpu_between_uses():
+    models = build_random_models("tiny", seed=8)
+    pipe = AnimatePipeline(models, "cpu", torch.float32, offload=True)
+    latents = torch.randn(1, 4, 3, 4, 4)
+    offloaded = pipe.denoise(PHOTO, poses(3), settings(), latents=latents.clone(), progress=False)
+    plain = AnimatePipeline(build_random_models("tiny", seed=8)).denoise(PHOTO, poses(3), settings(),
+                                                                          latents=latents.clone(), progress=False)
+    assert torch.allclose(offloaded, plain, atol=1e-5)
+    assert all(p.device.type == "cpu" for p in models.denoising_unet.parameters())

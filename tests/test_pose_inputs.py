@@ -7,6 +7,7 @@ import pytest
 from skimage import data
 
 from animate.pose.extract import extract_image
+from animate.pose.interchange import load_json
 from animate.pose.keypoints import PoseSequence
 from animate.pose.sources import detect_pose_type, looks_like_skeleton
 from animate.video import VideoWriter, probe_video, read_frames
@@ -67,6 +68,9 @@ def test_pose_command_extracts_draws_and_saves_keypoints(run_cli, dance_video, t
     seq = PoseSequence.load(tmp_path / "kp.pose.npz")
     assert len(seq) == 8 and (seq.body[:, 1, 2] > 0).all()  # a neck in every frame
     assert detect_pose_type(tmp_path / "pose.mp4") == "skeleton"  # what it drew looks like a pose video
+    result = run_cli(["pose", "kp.pose.npz", "-o", "again.mp4", "--keypoints", "kp.json", "--no-progress"])
+    assert result.code == 0, result.err
+    assert np.array_equal(load_json(tmp_path / "kp.json").body, seq.body)  # keypoints in, same keypoints out
 
 
 def test_pose_command_retargets_to_the_photo(run_cli, dance_video, person_photo, tmp_path):
