@@ -93,11 +93,14 @@ def denoise_video(
 ) -> torch.Tensor:
     """One denoising-UNet call on videos: latents [B, C, F, h, w], context [B, 1, D], pose [(B'·F), C0, h, w].
 
-    Pose features with fewer rows than B·F (e.g. one copy for both CFG halves) are broadcast over the batch.
+    The timestep is one for all or one per video ([B]). Pose features with fewer rows than B·F (e.g. one copy for
+    both CFG halves) are broadcast over the batch.
     """
     batch, _, num_frames = latents.shape[:3]
     sample = rearrange(latents, "b c f h w -> (b f) c h w")
     rows_context = context.repeat_interleave(num_frames, dim=0)
+    if torch.is_tensor(timestep) and timestep.dim() == 1 and len(timestep) == batch:
+        timestep = timestep.repeat_interleave(num_frames)
     unet.frame_inputs.num_frames = num_frames
     unet.frame_inputs.pose_features = pose_features
     try:

@@ -1,0 +1,46 @@
+"""The trainable Animate Anyone network: ReferenceNet + pose guider + denoising UNet, joined by reference attention."""
+
+import torch
+from diffusers import UNet2DConditionModel
+from torch import nn
+
+from animate.models.pose_guider import PoseGuider
+from animate.models.reference import ReferenceAttention
+from animate.models.unet import denoise_video
+
+from .objective import reference_rows
+
+
+def unread_reference_parameters(reference_unet: UNet2DConditionModel) -> list[str]:
+    """Names of ReferenceNet parameters after its last reference write (nothing reads them; DDP needs them frozen)."""
+    last = reference_unet.up_blocks[-1].attentions[-1]
+    after_write = [f"transformer_blocks.{len(last.transformer_blocks) - 1}.{name}"
+                   for name, _ in last.transformer_blocks[-1].named_parameters() if not name.startswith("norm1.")]
+    after_write += [f"proj_out.{name}" for name, _ in last.proj_out.named_parameters()]
+    prefix = f"up_blocks.{len(reference_unet.up_blocks) - 1}.attentions.{len(reference_unet.up_blocks[-1].attentions) - 1}."
+    return [prefix + name for name in after_write]
+
+
+class AnimateNet(nn.Module):
+    """One training forward: reference latents + CLIP context + pose images + noisy latents → the UNet's prediction."""
+
+    def __init__(self, reference_unet: UNet2DConditionModel, denoising_unet: UNet2DConditionModel,
+                 pose_guider: PoseGuider):
+        super().__init__()
+        self.reference_unet = reference_unet
+        self.denoising_unet = denoising_unet
+        self.pose_guider = pose_guider
+        self.reference = ReferenceAttention(reference_unet, denoising_unet)
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, reference_latents: torch.Tensor,
+                context: torch.Tensor, pose: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+        """noisy [B, 4, F, h, w], timesteps [B], reference latents [B, 4, h, w], context [B, 1, D],
+        pose images [B, F, 3, H, W] in [0, 1], dropped [B] (samples trained without reference) → [B, 4, F, h, w]."""
+        frames = noisy.shape[2]
+        self.reference.encode(reference_latents, context)
+        self.reference.select(reference_rows(dropped, frames).to(noisy.device))
+        try:
+            pose_features = self.pose_guider(pose.flatten(0, 1))
+            return denoise_video(self.denoising_unet, noisy, timesteps, context, pose_features)
+        finally:
+            self.reference.clear()
