@@ -71,6 +71,15 @@ def _add_pose(commands) -> None:
     _add_pose_backend(p)
 
 
+def _add_train(commands) -> None:
+    p = commands.add_parser("train", help="train a stage", description="Train a stage (accelerate: `accelerate launch -m "
+                            "animate.cli train ...` for several GPUs).")
+    p.add_argument("stage", choices=("stage1",), help="stage1: ReferenceNet + pose guider + UNet on image pairs")
+    p.add_argument("--config", type=Path, help="YAML config (default configs/train/<stage>.yaml)")
+    p.add_argument("--resume", help="latest, or a checkpoint folder")
+    p.epilog = "Any key=value arguments override the config, e.g. train.max_steps=1000 data.width=256."
+
+
 def _add_download(commands) -> None:
     p = commands.add_parser("download", help="fetch the released weights", description="Fetch the files inference needs.")
     p.add_argument("--dir", type=Path, default=Path("pretrained_weights"), help="target folder (default: %(default)s)")
@@ -86,14 +95,35 @@ def _add_convert(commands) -> None:
     p.add_argument("--motion-module", type=Path, help="motion modules to merge in (.pth/.ckpt)")
 
 
+def _add_prepare(commands) -> None:
+    p = commands.add_parser("prepare", help="turn dance videos into a training set",
+                            description="Dance videos to frame-aligned pose videos, keypoints and meta.json for training.")
+    p.add_argument("videos", type=Path, help="folder of dance videos (searched recursively: .mp4 .mov .mkv .webm .avi)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="dataset folder (meta.json, poses/, keypoints/, prepare.log)")
+    p.add_argument("--profile", choices=("moore", "musepose"), default="moore",
+                   help="drawing style of the pose videos (default: %(default)s)")
+    p.add_argument("--workers", type=int, help="videos prepared at once, each in its own process (default: one per 2 cores)")
+    p.add_argument("--val-fraction", type=float, default=0.05, help="share of videos in meta_val.json (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default: %(default)s)")
+    p.add_argument("--min-frames", type=int, default=24, help="leave out shorter videos (default: %(default)s)")
+    p.add_argument("--max-missing", type=float, default=0.2,
+                   help="leave out videos with nobody found in more than this share of frames (default: %(default)s)")
+    p.add_argument("--min-person-height", type=float, default=0.2,
+                   help="leave out videos whose person is smaller than this share of the frame height (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_pose_backend(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line parser."""
     parser = _Parser(prog="animate", description="Pose-driven human video diffusion.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_infer(commands)
     _add_pose(commands)
+    _add_train(commands)
     _add_download(commands)
     _add_convert(commands)
+    _add_prepare(commands)
     return parser
 
 
@@ -122,6 +152,15 @@ def _pose(args) -> None:
     )))
 
 
+def _train(args) -> None:
+    from .paths import CONFIG_DIR
+    from stages import stage1
+
+    config = args.config or CONFIG_DIR / "train" / f"{args.stage}.yaml"
+    print(stage1.train(config, args.overrides, resume_from=args.resume))
+
+
+
 def _download(args) -> None:
     from .download import download_weights
 
@@ -136,6 +175,17 @@ def _convert(args) -> None:
     print(save_weight_set(models, args.out, args.layout, DTYPES[args.dtype]))
 
 
+def _prepare(args) -> None:
+    from data_tools.prepare import PrepareOptions, prepare_dataset
+
+    print(prepare_dataset(PrepareOptions(
+        videos_dir=args.videos, data_dir=args.out, profile=args.profile, workers=args.workers,
+        val_fraction=args.val_fraction, seed=args.seed, min_frames=args.min_frames, max_missing=args.max_missing,
+        min_person_height=args.min_person_height, pose_backend=args.pose_backend,
+        dwpose_dir=args.dwpose_dir or Path("pretrained_weights"), progress=not args.no_progress,
+    )))
+
+
 def _quiet_libraries() -> None:
     import diffusers
     import transformers
@@ -147,10 +197,15 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a sub-command; any failure is one line on stderr and a non-zero exit."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if args.command != "train" or "=" not in a or a.startswith("-")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = extra
     try:
         _quiet_libraries()
-        {"infer": _infer, "pose": _pose, "download": _download, "convert": _convert}[args.command](args)
+        {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert, "prepare": _prepare}[args.command](args)
     except AnimateError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

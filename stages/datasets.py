@@ -106,8 +106,11 @@ class _PoseVideoDataset(Dataset):
         return len(self.entries)
 
     def _rng(self, index: int) -> np.random.Generator:
-        """The item's randomness: fixed by (seed, index) when a seed is set, fresh otherwise."""
-        return np.random.default_rng(None if self.seed is None else (self.seed, index))
+        """The item's randomness: fixed by (seed, index) when a seed is set, else drawn from torch's generator
+        (so `set_seed`, DataLoader workers and a resumed run's restored RNG state all reproduce it)."""
+        if self.seed is not None:
+            return np.random.default_rng((self.seed, index))
+        return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
 
     def _crop(self, frames: np.ndarray, box: Box) -> list[Image.Image]:
         """Frames cut to box (fractions of the frame) and resized to (width, height), bilinear like vae_pixels."""

@@ -41,6 +41,9 @@ class AnimateNet(nn.Module):
         self.reference.select(reference_rows(dropped, frames).to(noisy.device))
         try:
             pose_features = self.pose_guider(pose.flatten(0, 1))
-            return denoise_video(self.denoising_unet, noisy, timesteps, context, pose_features)
+            prediction = denoise_video(self.denoising_unet, noisy, timesteps, context, pose_features)
+            if self.training and dropped.all():  # no row read the reference: keep the ReferenceNet in the graph (DDP)
+                prediction = prediction + 0 * sum(r.key.sum() + r.value.sum() for r in self.reference.readers)
+            return prediction
         finally:
             self.reference.clear()

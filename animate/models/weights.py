@@ -245,17 +245,20 @@ def _load_pretrained(cls, folder: Path | None, what: str, root: Path):
         raise AnimateError(f"{folder}: cannot load the {what} ({str(err).strip().splitlines()[0][:200]})") from None
 
 
-def load_models(spec: str | Path, profile: str | None = None, motion_module: Path | None = None) -> AnimateModels:
+def load_models(spec: str | Path, profile: str | None = None, motion_module: Path | None = None,
+                motion: bool = True) -> AnimateModels:
     """All five models of a weight set, on the CPU in the files' precision (the pipeline casts once, when moving them).
 
-    `random:SIZE` builds random weights of that size.
+    `random:SIZE` builds random weights of that size; `motion=False` leaves the motion modules out (stage 1).
     """
     spec_text = str(spec)
     if spec_text.startswith("random:"):
-        models = build_random_models(spec_text.split(":", 1)[1])
+        models = build_random_models(spec_text.split(":", 1)[1], motion=motion)
     else:
         root = Path(spec)
         checkpoint = read_checkpoint(root, motion_module)
+        if not motion:
+            checkpoint.denoising_unet = split_motion(checkpoint.denoising_unet)[0]
         unets = build_from_checkpoint(checkpoint)
         folder = root.parent if root.is_file() else root
         vae = _load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder)
