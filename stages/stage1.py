@@ -19,7 +19,8 @@ from animate.pipeline.animate import clip_pixels
 
 from .datasets import Stage1Dataset
 from .network import AnimateNet, unread_reference_parameters
-from .objective import drop_mask, min_snr_weights, offset_noise, target, training_scheduler, weighted_mse
+from .objective import training_scheduler
+from .step import diffusion_loss, encode_batch
 from .training import StopRequest, load_config, resume, save_checkpoint
 
 
@@ -68,7 +69,6 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     net, optimizer, loader, lr_schedule = accelerator.prepare(net, optimizer, loader, lr_schedule)
     noise_schedule = training_scheduler()
     uncond = unconditional_context(models.image_encoder, run.uncond_clip, accelerator.device, weight_dtype)
-    scale = models.vae.config.scaling_factor
 
     step = resume(accelerator, output_dir, resume_from)
     accelerator.init_trackers("stage1")
@@ -78,25 +78,10 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     for _ in range(epochs):
         for batch in loader:
             with accelerator.accumulate(net):
-                with torch.no_grad():
-                    latents = models.vae.encode(batch["pixel_values"].to(weight_dtype)).latent_dist.sample() * scale
-                    reference = models.vae.encode(batch["ref_pixel_values"].to(weight_dtype)).latent_dist.sample() * scale
-                    embeds = models.image_encoder(batch["clip_pixel_values"].to(weight_dtype)).image_embeds[:, None]
-                latents = latents.float().unsqueeze(2)  # [B, 4, 1, h, w]: an image is a one-frame video
-                batch_size = latents.shape[0]
-                dropped = drop_mask(batch_size, run.condition_dropout).to(accelerator.device)
-                context = torch.where(dropped[:, None, None], uncond, embeds).float()
-                noise = offset_noise(latents, run.noise_offset)
-                timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (batch_size,),
-                                          device=accelerator.device)
-                noisy = noise_schedule.add_noise(latents, noise, timesteps)
-                prediction = net(noisy, timesteps, reference.float(), context,
-                                 batch["pose_pixel_values"][:, None], dropped)
-                weights = min_snr_weights(noise_schedule, timesteps, run.snr_gamma)
-                loss = weighted_mse(prediction, target(noise_schedule, latents, noise, timesteps), weights)
-                if not torch.isfinite(loss):
-                    raise AnimateError(f"loss is {loss.item()} at step {step + 1}: stopped before saving anything "
-                                       f"(last good checkpoint kept in {output_dir})")
+                latents, reference, context, pose, dropped = encode_batch(
+                    models.vae, models.image_encoder, batch, uncond, run.condition_dropout, weight_dtype)
+                loss = diffusion_loss(net, noise_schedule, latents, reference, context, pose, dropped,
+                                      run.noise_offset, run.snr_gamma, step + 1)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(trained, run.max_grad_norm)

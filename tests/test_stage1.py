@@ -12,7 +12,7 @@ from animate.paths import CONFIG_DIR
 from animate.pose.render import draw_pose
 from animate.pose.synthetic import draw_person, synthetic_dance
 from animate.video import VideoWriter
-from stages import stage1
+from stages import stage1, step
 from stages.training import checkpoints
 
 
@@ -77,7 +77,7 @@ def test_a_nan_loss_stops_before_anything_is_overwritten(dataset, tmp_path, monk
     output = run(dataset, tmp_path / "run", "train.max_steps=2", "train.checkpoint_every=2")
     snapshot = lambda: {p: p.read_bytes() for p in output.glob("checkpoint-*/**/*") if p.is_file()}  # noqa: E731
     before = snapshot()
-    monkeypatch.setattr(stage1, "weighted_mse", lambda *a: torch.tensor(float("nan"), requires_grad=True))
+    monkeypatch.setattr(step, "weighted_mse", lambda *a: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(AnimateError, match="loss is nan at step 3"):
         run(dataset, output, "train.max_steps=4", "train.checkpoint_every=1", resume="latest")
     assert snapshot() == before  # the last good checkpoint untouched, no new one

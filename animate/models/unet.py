@@ -68,20 +68,21 @@ def _add_pose(frames: FrameInputs):
 
 
 def make_denoising_unet(unet: UNet2DConditionModel, motion_pe: int | None) -> UNet2DConditionModel:
-    """Turn a UNet2DConditionModel into the denoising UNet: pose features after conv_in, optional motion modules.
-
-    Motion modules are attached as `<block>.motion_modules.<j>`, so the state dict has AnimateDiff's key names.
-    """
-    frames = FrameInputs()
-    unet.frame_inputs = frames
-    unet.conv_in.register_forward_hook(_add_pose(frames))
+    """Turn a UNet2DConditionModel into the denoising UNet: pose features after conv_in, optional motion modules."""
+    unet.frame_inputs = FrameInputs()
+    unet.conv_in.register_forward_hook(_add_pose(unet.frame_inputs))
     if motion_pe is not None:
-        for block, anchors in motion_anchors(unet):
-            width = anchors[0].out_channels
-            block.motion_modules = nn.ModuleList(MotionModule(width, motion_pe) for _ in anchors)
-            for anchor, module in zip(anchors, block.motion_modules):
-                anchor.register_forward_hook(_apply_motion(module, frames))
+        add_motion_modules(unet, motion_pe)
     return unet
+
+
+def add_motion_modules(unet: UNet2DConditionModel, pe_length: int) -> None:
+    """Attach the 21 motion modules as `<block>.motion_modules.<j>` (AnimateDiff's key names), zero-initialised."""
+    for block, anchors in motion_anchors(unet):
+        width = anchors[0].out_channels
+        block.motion_modules = nn.ModuleList(MotionModule(width, pe_length) for _ in anchors)
+        for anchor, module in zip(anchors, block.motion_modules):
+            anchor.register_forward_hook(_apply_motion(module, unet.frame_inputs))
 
 
 def denoise_video(
