@@ -74,7 +74,8 @@ def _add_pose(commands) -> None:
 def _add_train(commands) -> None:
     p = commands.add_parser("train", help="train a stage", description="Train a stage (accelerate: `accelerate launch -m "
                             "animate.cli train ...` for several GPUs).")
-    p.add_argument("stage", choices=("stage1",), help="stage1: ReferenceNet + pose guider + UNet on image pairs")
+    p.add_argument("stage", choices=("stage1", "stage2"),
+                   help="stage1: ReferenceNet + pose guider + UNet on image pairs; stage2: motion modules on clips")
     p.add_argument("--config", type=Path, help="YAML config (default configs/train/<stage>.yaml)")
     p.add_argument("--resume", help="latest, or a checkpoint folder")
     p.epilog = "Any key=value arguments override the config, e.g. train.max_steps=1000 data.width=256."
@@ -154,10 +155,11 @@ def _pose(args) -> None:
 
 def _train(args) -> None:
     from .paths import CONFIG_DIR
-    from stages import stage1
+    from stages import stage1, stage2
 
     config = args.config or CONFIG_DIR / "train" / f"{args.stage}.yaml"
-    print(stage1.train(config, args.overrides, resume_from=args.resume))
+    train = {"stage1": stage1.train, "stage2": stage2.train}[args.stage]
+    print(train(config, args.overrides, resume_from=args.resume))
 
 
 

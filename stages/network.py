@@ -36,14 +36,12 @@ class AnimateNet(nn.Module):
                 context: torch.Tensor, pose: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
         """noisy [B, 4, F, h, w], timesteps [B], reference latents [B, 4, h, w], context [B, 1, D],
         pose images [B, F, 3, H, W] in [0, 1], dropped [B] (samples trained without reference) → [B, 4, F, h, w]."""
+        # The reference stays set after the call: gradient checkpointing re-runs attention during backward.
         frames = noisy.shape[2]
         self.reference.encode(reference_latents, context)
         self.reference.select(reference_rows(dropped, frames).to(noisy.device))
-        try:
-            pose_features = self.pose_guider(pose.flatten(0, 1))
-            prediction = denoise_video(self.denoising_unet, noisy, timesteps, context, pose_features)
-            if self.training and dropped.all():  # no row read the reference: keep the ReferenceNet in the graph (DDP)
-                prediction = prediction + 0 * sum(r.key.sum() + r.value.sum() for r in self.reference.readers)
-            return prediction
-        finally:
-            self.reference.clear()
+        pose_features = self.pose_guider(pose.flatten(0, 1))
+        prediction = denoise_video(self.denoising_unet, noisy, timesteps, context, pose_features)
+        if self.training and dropped.all():  # no row read the reference: keep the ReferenceNet in the graph (DDP)
+            prediction = prediction + 0 * sum(r.key.sum() + r.value.sum() for r in self.reference.readers)
+        return prediction

@@ -5,12 +5,16 @@ import shutil
 import signal
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 
 from animate.errors import AnimateError
 from animate.models.bundle import AnimateModels
 from animate.models.weights import save_weight_set
+from animate.pipeline.animate import clip_pixels
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -23,6 +27,17 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
         return OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
     except Exception as err:  # OmegaConf raises several types for bad YAML / overrides
         raise AnimateError(f"{path}: bad config or override ({str(err).splitlines()[0]})") from None
+
+
+def start_run(config_path: str | Path, overrides: list[str] = ()) -> tuple[DictConfig, Accelerator, torch.dtype]:
+    """The config, an Accelerator (mixed precision, accumulation, TensorBoard) with the run seeded, and the dtype of
+    the frozen encoders."""
+    cfg = load_config(config_path, overrides)
+    run = cfg.train
+    accelerator = Accelerator(mixed_precision=run.mixed_precision, gradient_accumulation_steps=run.gradient_accumulation,
+                              log_with="tensorboard", project_dir=run.output_dir)
+    set_seed(run.seed)
+    return cfg, accelerator, {"fp16": torch.float16, "bf16": torch.bfloat16}.get(run.mixed_precision, torch.float32)
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
@@ -76,3 +91,14 @@ class StopRequest:
 
     def _handle(self, _signum, _frame) -> None:
         self.requested = True
+
+
+def unconditional_context(image_encoder, kind: str, device, dtype) -> torch.Tensor:
+    """The CLIP input of dropped samples: the embedding of an all-black image (as released) or zeros."""
+    if kind == "zeros":
+        return torch.zeros(1, 1, image_encoder.config.projection_dim, device=device, dtype=dtype)
+    if kind != "zero_image":
+        raise AnimateError(f"train.uncond_clip must be zero_image or zeros, got {kind!r}")
+    black = clip_pixels(Image.new("RGB", (224, 224))).to(device, dtype)
+    with torch.no_grad():
+        return image_encoder(black).image_embeds[:, None]

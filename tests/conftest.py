@@ -1,5 +1,6 @@
 """Shared fixtures: small pose videos, a reference photo, tiny weight sets on disk, and an in-process CLI runner."""
 
+import json
 import os
 
 # The test machines have 2 cores and tests run beside other processes. With several OpenMP threads the tiny models
@@ -122,3 +123,23 @@ def run_cli(tmp_path, monkeypatch, capfd):
         return CliResult(code, out, err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """Two 12-frame clips of a drawn figure dancing, their pose videos, and a meta.json."""
+    from animate.pose.render import draw_pose
+    from animate.pose.synthetic import draw_person, synthetic_dance
+    from animate.video import VideoWriter
+
+    root = tmp_path_factory.mktemp("data")
+    entries = []
+    for clip in range(2):
+        body = synthetic_dance(12, seed=clip)
+        with VideoWriter(root / f"v{clip}.mp4", 12) as video, VideoWriter(root / f"p{clip}.mp4", 12) as pose:
+            for frame in body:
+                video.write(draw_person(frame, 64, 96, seed=clip))
+                pose.write(draw_pose(frame, None, None, 64, 96))
+        entries.append({"video_path": f"v{clip}.mp4", "kps_path": f"p{clip}.mp4"})
+    (root / "meta.json").write_text(json.dumps(entries))
+    return root / "meta.json"

@@ -34,7 +34,8 @@ def test_dropped_samples_equal_a_run_without_reference():
     with torch.no_grad():
         mixed = net(noisy, t, ref, context, pose, dropped=torch.tensor([True, False]))
         features = net.pose_guider(pose.flatten(0, 1))
-        plain = denoise_video(net.denoising_unet, noisy, t, context, features)  # no reference installed at all
+        net.reference.clear()
+        plain = denoise_video(net.denoising_unet, noisy, t, context, features)  # no reference at all
         referenced = net(noisy, t, ref, context, pose, dropped=torch.tensor([False, False]))
     assert torch.allclose(mixed[0], plain[0], atol=1e-6)  # dropped: as if there were no reference
     assert torch.allclose(mixed[1], referenced[1], atol=1e-6)  # kept: unaffected by the other's dropout

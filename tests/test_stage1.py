@@ -1,35 +1,13 @@
 """Stage-1 training on the tiny size: steps run, checkpoints resume exactly, the weights load in `animate infer`."""
 
-import json
-
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from animate.errors import AnimateError
 from animate.paths import CONFIG_DIR
-from animate.pose.render import draw_pose
-from animate.pose.synthetic import draw_person, synthetic_dance
-from animate.video import VideoWriter
 from stages import stage1, step
 from stages.training import checkpoints
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """Two 12-frame clips of a drawn figure dancing, their pose videos, and a meta.json."""
-    root = tmp_path_factory.mktemp("data")
-    entries = []
-    for clip in range(2):
-        body = synthetic_dance(12, seed=clip)
-        with VideoWriter(root / f"v{clip}.mp4", 12) as video, VideoWriter(root / f"p{clip}.mp4", 12) as pose:
-            for frame in body:
-                video.write(draw_person(frame, 64, 96, seed=clip))
-                pose.write(draw_pose(frame, None, None, 64, 96))
-        entries.append({"video_path": f"v{clip}.mp4", "kps_path": f"p{clip}.mp4"})
-    (root / "meta.json").write_text(json.dumps(entries))
-    return root / "meta.json"
 
 
 def run(dataset, output, *extra, resume=None):

@@ -1,0 +1,68 @@
+"""The training loop both stages run, top to bottom: encode, loss, step, log, checkpoint, until done or SIGTERM."""
+
+import math
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.optimization import get_scheduler
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from animate.errors import AnimateError
+from animate.models.bundle import AnimateModels
+
+from .network import AnimateNet
+from .objective import training_scheduler
+from .step import diffusion_loss, encode_batch
+from .training import StopRequest, resume, save_checkpoint, unconditional_context
+
+
+def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, trained: list[torch.nn.Parameter],
+                 optimizer: torch.optim.Optimizer, dataset: torch.utils.data.Dataset, cfg, weight_dtype: torch.dtype,
+                 resume_from: str | None) -> Path:
+    """Train `trained` (the rest frozen) on `dataset`; returns the output folder holding the checkpoints."""
+    run = cfg.train
+    output_dir = Path(run.output_dir)
+    net = AnimateNet(models.reference_unet, models.denoising_unet, models.pose_guider).to(torch.float32)
+    loader = DataLoader(dataset, batch_size=run.batch_size, shuffle=True, drop_last=True,
+                        num_workers=cfg.data.num_workers)
+    if len(loader) == 0:
+        raise AnimateError(f"not enough videos for one batch of {run.batch_size} (found {len(dataset)})")
+    lr_schedule = get_scheduler("constant", optimizer)
+    net, optimizer, loader, lr_schedule = accelerator.prepare(net, optimizer, loader, lr_schedule)
+    noise_schedule = training_scheduler()
+    uncond = unconditional_context(models.image_encoder, run.uncond_clip, accelerator.device, weight_dtype)
+
+    step = resume(accelerator, output_dir, resume_from)
+    accelerator.init_trackers(stage)
+    stop = StopRequest()
+    progress = tqdm(total=run.max_steps, initial=step, desc=stage, disable=not accelerator.is_main_process)
+    epochs = math.ceil((run.max_steps - step) / max(1, len(loader) // run.gradient_accumulation)) + 1
+    for _ in range(epochs):
+        for batch in loader:
+            with accelerator.accumulate(net):
+                latents, reference, context, pose, dropped = encode_batch(
+                    models.vae, models.image_encoder, batch, uncond, run.condition_dropout, weight_dtype)
+                loss = diffusion_loss(net, noise_schedule, latents, reference, context, pose, dropped,
+                                      run.noise_offset, run.snr_gamma, step + 1)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(trained, run.max_grad_norm)
+                optimizer.step()
+                lr_schedule.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            progress.update()
+            if step % run.log_every == 0:
+                accelerator.log({"loss": loss.item(), "lr": lr_schedule.get_last_lr()[0]}, step=step)
+            done = step >= run.max_steps or stop.requested
+            if step % run.checkpoint_every == 0 or done:
+                save_checkpoint(accelerator, models, output_dir, step, run.keep_checkpoints)
+            if done:
+                accelerator.end_training()
+                return output_dir
+    accelerator.end_training()
+    return output_dir
