@@ -1,5 +1,6 @@
 """The training loop both stages run, top to bottom: encode, loss, step, log, checkpoint, until done or SIGTERM."""
 
+import json
 import math
 from pathlib import Path
 
@@ -62,7 +63,22 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
             if step % run.checkpoint_every == 0 or done:
                 save_checkpoint(accelerator, models, output_dir, step, run.keep_checkpoints)
             if done:
-                accelerator.end_training()
-                return output_dir
+                break
+        if step >= run.max_steps or stop.requested:
+            break
+    check_ranks_agree(accelerator, trained, output_dir)
     accelerator.end_training()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # else a rank can hang on exit
     return output_dir
+
+
+def check_ranks_agree(accelerator: Accelerator, trained: list[torch.nn.Parameter], output_dir: Path) -> None:
+    """Every process must end with the same weights (DDP keeps them equal); recorded in ranks.json, an error if not."""
+    checksum = torch.stack([sum(p.detach().double().sum() for p in trained),
+                            sum(p.detach().double().abs().sum() for p in trained)]).to(accelerator.device)
+    sums = accelerator.gather(checksum[None]).cpu().tolist()
+    if accelerator.is_main_process:
+        (output_dir / "ranks.json").write_text(json.dumps({"processes": accelerator.num_processes, "checksums": sums}))
+    if any(s != sums[0] for s in sums):
+        raise AnimateError(f"the {len(sums)} processes ended with different weights: {sums}")
