@@ -102,6 +102,8 @@ def run_infer(options: InferOptions) -> Path:
     if pose_type in ("video", "skeleton"):
         probe_video(options.pose)
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
+    if options.grid and grid_path(out).exists() and not options.force:
+        raise AnimateError(f"{grid_path(out)} already exists (use --force to overwrite)")
     device, dtype = resolve_device(options.device, options.dtype)
     keypoints = None if pose_type == "skeleton" else fitted_keypoints(options, pose_type, reference)
 

@@ -304,3 +304,11 @@ def test_console_script_entry_point(tmp_path):
     lines = bad.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "--frobnicate" in lines[0], bad.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_an_existing_grid_file_is_refused_too(run_cli, ref_photo, pose_video, tmp_path):
+    (tmp_path / "o_grid.mp4").write_bytes(b"keep")
+    result = run_cli(["infer", "--ref", ref_photo, "--pose", pose_video(3), "--weights", "random:tiny", "-W", "64",
+                      "--steps", "1", "--no-progress", "-o", "o.mp4", "--grid"])
+    assert result.code == 2 and "o_grid.mp4 already exists" in result.err
+    assert (tmp_path / "o_grid.mp4").read_bytes() == b"keep" and not (tmp_path / "o.mp4").exists()
