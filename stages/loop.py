@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -39,6 +40,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     accelerator.init_trackers(stage)
     stop = StopRequest()
     progress = tqdm(total=run.max_steps, initial=step, desc=stage, disable=not accelerator.is_main_process)
+    last_log = time.perf_counter()
     epochs = math.ceil((run.max_steps - step) / max(1, len(loader) // run.gradient_accumulation)) + 1
     for _ in range(epochs):
         for batch in loader:
@@ -58,7 +60,10 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
             step += 1
             progress.update()
             if step % run.log_every == 0:
-                accelerator.log({"loss": loss.item(), "lr": lr_schedule.get_last_lr()[0]}, step=step)
+                now = time.perf_counter()
+                accelerator.log({"loss": loss.item(), "lr": lr_schedule.get_last_lr()[0],
+                                 "it_per_s": run.log_every / (now - last_log)}, step=step)
+                last_log = now
             done = step >= run.max_steps or stop.requested
             if step % run.checkpoint_every == 0 or done:
                 save_checkpoint(accelerator, models, output_dir, step, run.keep_checkpoints)
