@@ -10,6 +10,7 @@ import torch
 from animate.models.weights import load_models
 
 from .datasets import Stage1Dataset
+from .init import models_from_image_variations
 from .loop import run_training
 from .network import unread_reference_parameters
 from .training import start_run
@@ -23,7 +24,11 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     # Models: the VAE and image encoder frozen; the ReferenceNet, denoising UNet (2-D) and pose guider trained,
     # except the ReferenceNet parameters after its last reference write (nothing reads them) and, optionally,
     # all of its up_blocks.3 (as Moore did).
-    models = load_models(cfg.init.weights, motion=False)
+    if cfg.init.get("image_variations"):
+        controlnet = cfg.init.get("controlnet_openpose")
+        models = models_from_image_variations(Path(cfg.init.image_variations), Path(controlnet) if controlnet else None)
+    else:
+        models = load_models(cfg.init.weights, motion=False)
     models.vae.requires_grad_(False).eval().to(accelerator.device, weight_dtype)
     models.image_encoder.requires_grad_(False).eval().to(accelerator.device, weight_dtype)
     frozen = set(unread_reference_parameters(models.reference_unet))
