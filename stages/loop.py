@@ -16,14 +16,18 @@ from animate.models.bundle import AnimateModels
 
 from .network import AnimateNet
 from .objective import training_scheduler
+from .preview import write_preview
 from .step import diffusion_loss, encode_batch
 from .training import StopRequest, resume, save_checkpoint, unconditional_context
 
 
 def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, trained: list[torch.nn.Parameter],
                  optimizer: torch.optim.Optimizer, dataset: torch.utils.data.Dataset, cfg, weight_dtype: torch.dtype,
-                 resume_from: str | None) -> Path:
-    """Train `trained` (the rest frozen) on `dataset`; returns the output folder holding the checkpoints."""
+                 resume_from: str | None, preview_frames: int) -> Path:
+    """Train `trained` (the rest frozen) on `dataset`; returns the output folder holding the checkpoints.
+
+    Every `train.validate_every` steps the main process writes a preview of `preview_frames` frames.
+    """
     run = cfg.train
     output_dir = Path(run.output_dir)
     net = AnimateNet(models.reference_unet, models.denoising_unet, models.pose_guider).to(torch.float32)
@@ -67,6 +71,14 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
             done = step >= run.max_steps or stop.requested
             if step % run.checkpoint_every == 0 or done:
                 save_checkpoint(accelerator, models, output_dir, step, run.keep_checkpoints)
+            if step % run.validate_every == 0:
+                if accelerator.is_main_process:
+                    net.eval()
+                    with accelerator.autocast():
+                        write_preview(models, accelerator.unwrap_model(net).reference, cfg, preview_frames, step,
+                                      output_dir)
+                    net.train()
+                accelerator.wait_for_everyone()
             if done:
                 break
         if step >= run.max_steps or stop.requested:

@@ -40,4 +40,5 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     optimizer = torch.optim.AdamW(trained, lr=run.learning_rate, weight_decay=run.weight_decay)
 
     dataset = Stage1Dataset(list(cfg.data.meta), cfg.data.width, cfg.data.height, cfg.data.sample_margin)
-    return run_training("stage1", accelerator, models, trained, optimizer, dataset, cfg, weight_dtype, resume_from)
+    return run_training("stage1", accelerator, models, trained, optimizer, dataset, cfg, weight_dtype, resume_from,
+                        1)

@@ -53,4 +53,5 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
 
     dataset = Stage2Dataset(list(cfg.data.meta), cfg.data.width, cfg.data.height, cfg.data.n_sample_frames,
                             cfg.data.sample_rate)
-    return run_training("stage2", accelerator, models, motion, optimizer, dataset, cfg, weight_dtype, resume_from)
+    return run_training("stage2", accelerator, models, motion, optimizer, dataset, cfg, weight_dtype, resume_from,
+                        cfg.data.n_sample_frames)

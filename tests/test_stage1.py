@@ -18,7 +18,13 @@ def run(dataset, output, *extra, resume=None):
 
 
 def test_steps_save_checkpoints_and_infer_loads_the_weights(dataset, tmp_path, run_cli, ref_photo, pose_video):
-    output = run(dataset, tmp_path / "run", "train.max_steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=1")
+    output = run(dataset, tmp_path / "run", "train.max_steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=1",
+                 "train.validate_every=2")
+    previews = sorted(p.name for p in (output / "previews").iterdir())
+    assert previews == ["step-0000002.png", "step-0000004.png"]
+    from PIL import Image
+
+    assert Image.open(output / "previews" / previews[0]).size == (3 * 64, 96)  # ref | pose | result
     saved = checkpoints(output)
     assert [p.name for p in saved] == ["checkpoint-0000004"]  # only the last one kept
     assert (saved[0] / "state").is_dir() and (saved[0] / "weights" / "animate.safetensors").is_file()

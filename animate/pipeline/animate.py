@@ -64,15 +64,19 @@ class AnimatePipeline:
     """Animate Anyone inference: ReferenceNet once per video, windowed denoising with CFG, chunked decoding."""
 
     def __init__(self, models: AnimateModels, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 offload: bool = False):
+                 offload: bool = False, reference: ReferenceAttention | None = None):
+        """`reference`: the processors a training network already installed (previews run on the models as they are)."""
         self.models = models
         self.device = torch.device(device)
         self.dtype = dtype
         self.offload = offload
+        models.vae.enable_slicing()  # decode a chunk one frame at a time: flat activation memory
+        if reference is not None:
+            self.reference = reference
+            return
         for module in models.modules().values():
             module.eval().requires_grad_(False)
         models.to(device="cpu" if offload else self.device, dtype=dtype)
-        models.vae.enable_slicing()  # decode a chunk one frame at a time: flat activation memory
         self.reference = ReferenceAttention(models.reference_unet, models.denoising_unet)
 
     @contextmanager
@@ -106,6 +110,8 @@ class AnimatePipeline:
         """Reject settings the loaded models cannot run, with one clear line."""
         if settings.width % 8 or settings.height % 8 or settings.width < 8 or settings.height < 8:
             raise AnimateError(f"width and height must be positive multiples of 8, got {settings.width}x{settings.height}")
+        if settings.context_frames < 1:
+            raise AnimateError(f"--context-frames must be at least 1, got {settings.context_frames}")
         limit = self.max_context_frames
         if limit is not None and settings.context_frames > limit:
             raise AnimateError(

@@ -1,0 +1,43 @@
+"""Validation previews during training: the first training video's reference animated through the real pipeline."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from animate.models.bundle import AnimateModels
+from animate.pipeline.animate import AnimatePipeline, AnimateSettings
+from animate.pose.frames import PoseFrames
+from animate.video import VideoWriter, read_frames
+
+from .datasets import load_meta
+
+
+def write_preview(models: AnimateModels, reference, cfg, frames: int, step: int, output_dir: Path) -> Path:
+    """ref | pose | result of `frames` pose frames: a PNG for one frame (stage 1), an mp4 for a clip (stage 2)."""
+    width, height = cfg.data.width, cfg.data.height
+    entry = load_meta(list(cfg.data.meta))[0]
+    photo = Image.fromarray(next(read_frames(entry.video, 0, 1))).convert("RGB")
+    poses = PoseFrames.from_video(entry.pose, width, height, frames)
+    device = next(models.denoising_unet.parameters()).device
+    pipeline = AnimatePipeline(models, device, torch.float32, reference=reference)
+    settings = AnimateSettings(width, height, steps=cfg.validation.steps, context_frames=frames,
+                               context_overlap=min(4, frames - 1), seed=0)
+    try:
+        with torch.no_grad():
+            result = np.concatenate(list(pipeline.decode(pipeline.denoise(photo, poses, settings, progress=False))))
+        grid = np.concatenate([np.broadcast_to(np.asarray(photo.resize((width, height))), result.shape),
+                               poses.read(0, len(result)), result], axis=2)
+    finally:
+        poses.close()
+    folder = output_dir / "previews"
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(grid) == 1:
+        path = folder / f"step-{step:07d}.png"
+        Image.fromarray(grid[0]).save(path)
+        return path
+    path = folder / f"step-{step:07d}.mp4"
+    with VideoWriter(path, 8) as writer:
+        writer.write(grid)
+    return path
