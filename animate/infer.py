@@ -56,6 +56,8 @@ def output_path(ref: Path, pose: Path, seed: int, out: Path | None, force: bool)
     if out is not None:
         if out.suffix.lower() != ".mp4":
             raise AnimateError(f"-o/--out must end in .mp4, got {out}")
+        if out.is_dir():
+            raise AnimateError(f"-o/--out {out} is a folder")
         if out.exists() and not force:
             raise AnimateError(f"{out} already exists (use --force to overwrite)")
         return out
@@ -105,7 +107,6 @@ def run_infer(options: InferOptions) -> Path:
     if options.grid and grid_path(out).exists() and not options.force:
         raise AnimateError(f"{grid_path(out)} already exists (use --force to overwrite)")
     device, dtype = resolve_device(options.device, options.dtype)
-    keypoints = None if pose_type == "skeleton" else fitted_keypoints(options, pose_type, reference)
 
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
     profile = get_profile(models.profile)
@@ -119,7 +120,8 @@ def run_infer(options: InferOptions) -> Path:
     )
     pipeline = AnimatePipeline(models, device, dtype, offload=options.offload)
     pipeline.check(settings)
-    # Only once every option has been accepted: a rejected run's stderr is its one error line.
+    keypoints = None if pose_type == "skeleton" else fitted_keypoints(options, pose_type, reference)
+    # Only once every option and input has been accepted: a rejected run's stderr is its one error line.
     if str(options.weights).startswith("random:"):
         print("note: random weights — the video shows structure only, not a person (demo until a trained model ships)",
               file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             raise _unreadable(path) from err
     if num_frames <= 0:
         raise AnimateError(f"video has no frames: {path}")
+    if not (fps > 0 and math.isfinite(fps)):
+        raise AnimateError(f"{path}: the video has no usable frame rate ({fps})")
     return VideoInfo(path, int(width), int(height), fps, int(num_frames), _has_audio(path))
 
 
@@ -217,7 +220,11 @@ class VideoWriter:
         if not self._temp.is_file() or self._temp.stat().st_size == 0:
             self._temp.unlink(missing_ok=True)
             raise AnimateError(f"ffmpeg failed to write {self.path}")
-        os.replace(self._temp, self.path)
+        try:
+            os.replace(self._temp, self.path)
+        except OSError as err:
+            self._temp.unlink(missing_ok=True)
+            raise AnimateError(f"cannot write {self.path}: {err.strerror}") from None
 
     def abort(self) -> None:
         """Stop ffmpeg and delete the partial file, leaving nothing behind."""

@@ -255,11 +255,13 @@ def prepare_video(source: Path, relative: str, name: str, options: PrepareOption
     try:
         seq = smooth_sequence(fill_gaps(_checked_keypoints(source, options, threads)))
         pose_path, keypoints_path = output_names(name)
+        render_pose_video(seq, options.data_dir / pose_path, options.profile)  # first: no keypoints without a video
         seq.save(options.data_dir / keypoints_path)
-        render_pose_video(seq, options.data_dir / pose_path, options.profile)
         outcome = Outcome(name, relative, frames=len(seq), fps=seq.fps, width=seq.width, height=seq.height)
     except _Skip as skip:
         outcome = Outcome(name, relative, skip.reason, skip.detail)
+    except (AnimateError, ValueError, StopIteration) as err:  # a video that decodes badly part-way: skip, go on
+        outcome = Outcome(name, relative, "unreadable", str(err).splitlines()[0] if str(err) else type(err).__name__)
     _write_json(options.data_dir / STATE / f"{name}.json",
                 {"source": relative, **stamp, "settings": options.settings(), "outcome": asdict(outcome)})
     return outcome

@@ -1,11 +1,13 @@
 """--pose inputs end to end: real videos (extracted, retargeted), skeleton videos, keypoint files; `animate pose`."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from skimage import data
 
+from animate.errors import AnimateError
 from animate.pose.extract import extract_image
 from animate.pose.interchange import load_json
 from animate.pose.keypoints import PoseSequence
@@ -140,3 +142,26 @@ def test_pose_command_refuses_a_skeleton_video_and_bad_outputs(run_cli, pose_vid
     (tmp_path / "taken.mp4").write_bytes(b"x")
     result = run_cli(["pose", dance_video, "-o", "taken.mp4"])
     assert result.code != 0 and "already exists" in result.err and (tmp_path / "taken.mp4").read_bytes() == b"x"
+
+
+def test_a_newer_keypoint_json_keeps_its_own_error(run_cli, tmp_path, ref_photo):
+    (tmp_path / "new.json").write_text(json.dumps({"format": "animate-pose", "version": 99, "width": 8, "height": 8,
+                                                   "fps": 1, "frames": []}))
+    result = run_cli(["infer", "--ref", ref_photo, "--pose", "new.json", "--weights", "random:tiny", "-W", "64"])
+    assert result.code == 2 and "newer" in result.err and "OpenPose" not in result.err
+
+
+def test_an_output_that_cannot_be_renamed_into_place_leaves_nothing(run_cli, pose_video, ref_photo, tmp_path):
+    (tmp_path / "taken.mp4").mkdir()  # a folder where the video should go
+    result = run_cli(["infer", "--ref", ref_photo, "--pose", pose_video(3), "--weights", "random:tiny", "-W", "64",
+                      "--steps", "1", "--no-progress", "-o", "taken.mp4", "--force"])
+    assert result.code == 2 and result.err.strip().splitlines() == ["error: -o/--out taken.mp4 is a folder"]
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_video_writer_removes_its_temp_file_when_the_rename_fails(tmp_path):
+    (tmp_path / "out.mp4").mkdir()
+    with pytest.raises(AnimateError, match="cannot write"):
+        with VideoWriter(tmp_path / "out.mp4", 8) as writer:
+            writer.write(np.zeros((2, 16, 16, 3), np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]

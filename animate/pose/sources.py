@@ -1,5 +1,6 @@
 """What `--pose` can be — a real dance video, a rendered skeleton video, or a keypoint file — and how each becomes keypoints."""
 
+import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -56,9 +57,10 @@ def load_keypoints(path: Path) -> PoseSequence:
     if path.suffix.lower() == ".npz":
         return PoseSequence.load(path)
     try:
-        return load_json(path)
-    except AnimateError:
-        return load_openpose_json(path)
+        ours = json.loads(path.read_text()).get("format") == "animate-pose"
+    except (OSError, ValueError, AttributeError):
+        ours = False  # not a JSON object: let the OpenPose reader say what is wrong
+    return load_json(path) if ours else load_openpose_json(path)
 
 
 @dataclass(frozen=True)
