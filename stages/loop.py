@@ -1,5 +1,6 @@
 """The training loop both stages run, top to bottom: encode, loss, step, log, checkpoint, until done or SIGTERM."""
 
+import gc
 import json
 import math
 import time
@@ -83,10 +84,13 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                 break
         if step >= run.max_steps or stop.requested:
             break
+    progress.close()
     check_ranks_agree(accelerator, trained, output_dir)
-    accelerator.end_training()
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()  # else a rank can hang on exit
+    del net, optimizer, loader, lr_schedule  # DDP must go before its process group: a rank hung in its teardown
+    accelerator.free_memory()
+    gc.collect()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # stops TensorBoard and destroys the process group
     return output_dir
 
 

@@ -24,8 +24,8 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     # Models: the VAE and image encoder frozen; the ReferenceNet, denoising UNet (2-D) and pose guider trained,
     # except the ReferenceNet parameters after its last reference write (nothing reads them) and, optionally,
     # all of its up_blocks.3 (as Moore did).
-    if cfg.init.get("image_variations"):
-        controlnet = cfg.init.get("controlnet_openpose")
+    if cfg.init.image_variations:
+        controlnet = cfg.init.controlnet_openpose
         models = models_from_image_variations(Path(cfg.init.image_variations), Path(controlnet) if controlnet else None)
     else:
         models = load_models(cfg.init.weights, motion=False)

@@ -9,22 +9,22 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 
 from animate.errors import AnimateError
 from animate.models.bundle import AnimateModels
 from animate.models.weights import save_weight_set
-from animate.pipeline.animate import clip_pixels
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
-    """A YAML config with `key=value` overrides (OmegaConf dot-list)."""
+    """A YAML config with `key=value` overrides (OmegaConf dot-list); an override of a key the file lacks is refused."""
     if not Path(path).is_file():
         raise AnimateError(f"{path}: config not found")
     try:
-        return OmegaConf.merge(OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+        base = OmegaConf.load(path)
+        OmegaConf.set_struct(base, True)  # a typo in an override must not be silently ignored
+        return OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
     except Exception as err:  # OmegaConf raises several types for bad YAML / overrides
         raise AnimateError(f"{path}: bad config or override ({str(err).splitlines()[0]})") from None
 
@@ -94,11 +94,14 @@ class StopRequest:
 
 
 def unconditional_context(image_encoder, kind: str, device, dtype) -> torch.Tensor:
-    """The CLIP input of dropped samples: the embedding of an all-black image (as released) or zeros."""
+    """The CLIP context of dropped samples: the embedding of an all-zero CLIP input (as released) or zeros.
+
+    The released training zeroed the *preprocessed* CLIP tensor, i.e. a CLIP-mean grey image, not a black one."""
     if kind == "zeros":
         return torch.zeros(1, 1, image_encoder.config.projection_dim, device=device, dtype=dtype)
     if kind != "zero_image":
         raise AnimateError(f"train.uncond_clip must be zero_image or zeros, got {kind!r}")
-    black = clip_pixels(Image.new("RGB", (224, 224))).to(device, dtype)
+    size = image_encoder.config.image_size
+    zero_input = torch.zeros(1, 3, size, size, device=device, dtype=dtype)
     with torch.no_grad():
-        return image_encoder(black).image_embeds[:, None]
+        return image_encoder(zero_input).image_embeds[:, None]

@@ -48,3 +48,21 @@ def test_dropout_is_per_sample_and_masks_exactly_those_rows():
     assert rows.tolist() == [0, 0, -1, -1, 2, 2]
     share = drop_mask(20000, 0.1, torch.Generator().manual_seed(0)).float().mean()
     assert abs(share - 0.1) < 0.01
+
+
+def test_unconditional_context_embeds_an_all_zero_clip_input_as_released(tiny_models):
+    from PIL import Image
+
+    from animate.pipeline.animate import clip_pixels
+    from stages.training import unconditional_context
+
+    encoder = tiny_models.image_encoder
+    size = encoder.config.image_size
+    released = unconditional_context(encoder, "zero_image", "cpu", torch.float32)
+    with torch.no_grad():
+        expected = encoder(torch.zeros(1, 3, size, size)).image_embeds[:, None]
+        black = encoder(clip_pixels(Image.new("RGB", (size, size)))).image_embeds[:, None]
+    assert released.shape == (1, 1, encoder.config.projection_dim)
+    assert torch.equal(released, expected)
+    assert not torch.allclose(released, black)  # the zeroed *preprocessed* tensor, not a black picture
+    assert torch.count_nonzero(unconditional_context(encoder, "zeros", "cpu", torch.float32)) == 0

@@ -83,34 +83,53 @@ def test_train_command(dataset, tmp_path, run_cli):
     assert (tmp_path / "r" / "checkpoint-0000001" / "weights" / "animate.safetensors").is_file()
     result = run_cli(["train", "stage1", "--config", tmp_path / "missing.yaml"])
     assert result.code == 2 and result.err.strip().splitlines() == [f"error: {tmp_path / 'missing.yaml'}: config not found"]
+    result = run_cli(["train", "stage1", "--config", config, "train.lerning_rate=1"])  # a typo is not ignored
+    assert result.code == 2 and "lerning_rate" in result.err and len(result.err.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(not os.environ.get("ANIMATE_DDP_TEST"), reason="opt-in (ANIMATE_DDP_TEST=1): the 2-process CPU run "
-                    "passes alone but has hung intermittently inside the full suite on 2 cores (issue 4, open)")
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_release_and_tiny_configs_have_the_same_keys(stage):
+    from omegaconf import OmegaConf
+
+    def keys(node, prefix=""):
+        return {k for name, value in node.items()
+                for k in (keys(value, f"{prefix}{name}.") if isinstance(value, dict) else [prefix + name])}
+
+    release, tiny = (OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "train" / f"{name}.yaml"))
+                     for name in (stage, f"{stage}_tiny"))
+    assert keys(release) == keys(tiny)
+
+
 def test_two_processes_end_with_equal_weights(dataset, tmp_path):
     """`accelerate launch` with 2 CPU processes (gloo DDP via torchrun; accelerate's --cpu alone needs mpirun)."""
-    import os
+    import signal
+    import socket
     import subprocess
     import sys
 
-    import signal
-    import socket
+    import psutil
 
     with socket.socket() as probe:  # a free rendezvous port: a stray run elsewhere cannot block this one
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
                str(port), "-m", "animate.cli", "train", "stage1", "--config", str(CONFIG_DIR / "train" / "stage1_tiny.yaml"),
                f"data.meta=[{dataset}]", f"train.output_dir={tmp_path}/run", "train.max_steps=2", "train.checkpoint_every=2"]
-    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _, stderr = launcher.communicate(timeout=300)
-    finally:
-        if launcher.poll() is None:  # a hung run: take the launcher and both workers down
-            os.killpg(launcher.pid, signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=240)
+    except subprocess.TimeoutExpired:  # a hang: every process dumps its Python stacks (faulthandler), then dies
+        processes = [launcher_process := psutil.Process(launcher.pid), *launcher_process.children(recursive=True)]
+        for process in processes:  # torchrun starts each worker in a session of its own: signal them one by one
+            process.send_signal(signal.SIGABRT)
+        psutil.wait_procs(processes, timeout=30)
+        for process in processes:
+            if process.is_running():
+                process.kill()
+        _, stderr = launcher.communicate()
+        pytest.fail(f"the 2-process run hung; its stacks:\n{stderr[-6000:]}")
     assert launcher.returncode == 0, stderr[-2000:]
     ranks = json.loads((tmp_path / "run" / "ranks.json").read_text())
     assert ranks["processes"] == 2
