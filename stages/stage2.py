@@ -13,7 +13,7 @@ from animate.models.weights import load_models
 
 from .datasets import Stage2Dataset
 from .loop import run_training
-from .training import start_run
+from .training import enable_checkpointing, start_run
 
 
 def optimizer_for(params: list[torch.nn.Parameter], run) -> torch.optim.Optimizer:
@@ -45,10 +45,7 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     models.vae.eval().to(accelerator.device, weight_dtype)
     models.image_encoder.eval().to(accelerator.device, weight_dtype)
     if run.gradient_checkpointing:
-        models.denoising_unet.enable_gradient_checkpointing()
-        for module in models.denoising_unet.modules():
-            if hasattr(module, "temporal_transformer"):
-                module.temporal_transformer.gradient_checkpointing = True
+        enable_checkpointing(models.denoising_unet)
     optimizer = optimizer_for(motion, run)
 
     dataset = Stage2Dataset(list(cfg.data.meta), cfg.data.width, cfg.data.height, cfg.data.n_sample_frames,

@@ -34,6 +34,10 @@ def start_run(config_path: str | Path, overrides: list[str] = ()) -> tuple[DictC
     the frozen encoders."""
     cfg = load_config(config_path, overrides)
     run = cfg.train
+    if run.mixed_precision is False:  # YAML reads a bare `no` (e.g. `train.mixed_precision=no`) as false
+        run.mixed_precision = "no"
+    if run.mixed_precision not in ("no", "fp16", "bf16"):
+        raise AnimateError(f"train.mixed_precision must be no, fp16 or bf16, got {run.mixed_precision!r}")
     accelerator = Accelerator(mixed_precision=run.mixed_precision, gradient_accumulation_steps=run.gradient_accumulation,
                               log_with="tensorboard", project_dir=run.output_dir)
     set_seed(run.seed)
@@ -105,3 +109,13 @@ def unconditional_context(image_encoder, kind: str, device, dtype) -> torch.Tens
     zero_input = torch.zeros(1, 3, size, size, device=device, dtype=dtype)
     with torch.no_grad():
         return image_encoder(zero_input).image_embeds[:, None]
+
+
+def enable_checkpointing(denoising_unet: torch.nn.Module) -> None:
+    """Gradient checkpointing in the denoising UNet's blocks and motion modules (activations recomputed in backward).
+
+    The ReferenceNet is never checkpointed: a recompute would write its reference features a second time."""
+    denoising_unet.enable_gradient_checkpointing()
+    for module in denoising_unet.modules():
+        if hasattr(module, "temporal_transformer"):
+            module.temporal_transformer.gradient_checkpointing = True

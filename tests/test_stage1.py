@@ -78,13 +78,16 @@ def test_a_nan_loss_stops_before_anything_is_overwritten(dataset, tmp_path, monk
 def test_train_command(dataset, tmp_path, run_cli):
     config = CONFIG_DIR / "train" / "stage1_tiny.yaml"
     result = run_cli(["train", "stage1", "--config", config, f"data.meta=[{dataset}]", f"train.output_dir={tmp_path}/r",
-                      "train.max_steps=1"])
+                      "train.max_steps=1", "train.mixed_precision=no"])  # a bare `no` is YAML's false
     assert result.code == 0, result.err
     assert (tmp_path / "r" / "checkpoint-0000001" / "weights" / "animate.safetensors").is_file()
     result = run_cli(["train", "stage1", "--config", tmp_path / "missing.yaml"])
     assert result.code == 2 and result.err.strip().splitlines() == [f"error: {tmp_path / 'missing.yaml'}: config not found"]
     result = run_cli(["train", "stage1", "--config", config, "train.lerning_rate=1"])  # a typo is not ignored
     assert result.code == 2 and "lerning_rate" in result.err and len(result.err.strip().splitlines()) == 1
+    result = run_cli(["train", "stage1", "--config", config, "train.mixed_precision=fp8"])
+    assert result.code == 2 and result.err.strip().splitlines() == [
+        "error: train.mixed_precision must be no, fp16 or bf16, got 'fp8'"]
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
