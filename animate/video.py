@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -39,7 +40,6 @@ class VideoInfo:
     height: int
     fps: float
     num_frames: int
-    has_audio: bool
 
 
 def _check_file(path: str) -> None:
@@ -57,17 +57,20 @@ def _unreadable(path: str) -> AnimateError:
     return AnimateError(f"cannot read video {path}: not a video or the file is corrupt")
 
 
-def _has_audio(path: str) -> bool:
-    """Whether ffmpeg lists an audio stream in the file's header."""
+def audio_codec(path: str | os.PathLike) -> str | None:
+    """The codec name of the file's first audio track (e.g. "aac"), or None when it has none."""
     result = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path],
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", os.fspath(path)],
         capture_output=True, text=True, errors="replace", timeout=60,
     )
-    return any("Stream #" in line and "Audio:" in line for line in result.stderr.splitlines())
+    for line in result.stderr.splitlines():
+        if "Stream #" in line and "Audio:" in line:
+            return line.split("Audio:", 1)[1].split()[0].strip(",")
+    return None
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Size, frame rate, frame count and audio presence of a video file."""
+    """Size, frame rate and frame count of a video file."""
     path = os.fspath(path)
     _check_file(path)
     if decord is not None:
@@ -93,7 +96,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         raise AnimateError(f"video has no frames: {path}")
     if not (fps > 0 and math.isfinite(fps)):
         raise AnimateError(f"{path}: the video has no usable frame rate ({fps})")
-    return VideoInfo(path, int(width), int(height), fps, int(num_frames), _has_audio(path))
+    return VideoInfo(path, int(width), int(height), fps, int(num_frames))
 
 
 def read_frames(
@@ -162,21 +165,32 @@ def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return canvas
 
 
-class _Abort(BaseException):
-    """Thrown into imageio-ffmpeg's writer so that it kills ffmpeg instead of finishing."""
+MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "alac"}  # copied as they are; anything else becomes AAC
 
 
 class VideoWriter:
-    """Context manager that encodes RGB frames to h264 mp4, appearing at path only on success."""
+    """Context manager that encodes RGB frames to h264 mp4, appearing at path only on success.
 
-    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18) -> None:
+    The frames go to a temp file beside the target (its own per process); `audio_from` muxes that video's first
+    audio track in, trimmed to the frames' length. Closing = `finish()` (ffmpeg done, exit status checked) then
+    `publish()` (rename onto path; without `overwrite` an existing path is never replaced).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18, audio_from: str | os.PathLike | None = None,
+                 overwrite: bool = True) -> None:
+        if not 0 <= crf <= 51:
+            raise AnimateError(f"--crf must be between 0 and 51, got {crf}")
         self.path = Path(path)
         self.fps = float(fps)
         self.crf = crf
+        self.audio_from = None if audio_from is None else os.fspath(audio_from)
+        self.overwrite = overwrite
         self.frames_written = 0
-        self._temp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        self._temp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial.mp4")
         self._size: tuple[int, int] | None = None
-        self._encoder = None
+        self._ffmpeg: subprocess.Popen | None = None
+        self._log = None
+        self._finished = False
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -196,53 +210,117 @@ class VideoWriter:
             raise ValueError(f"expected HxWx3 or NxHxWx3 uint8 frames, got {frames.dtype} "
                              f"{frames.shape}")
         size = (frames.shape[2], frames.shape[1])
-        if self._encoder is None:
+        if self._ffmpeg is None:
             if size[0] % 2 or size[1] % 2:
                 raise ValueError(f"h264 yuv420p needs an even frame size, got {size[0]}x{size[1]}")
             self._start(size)
         elif size != self._size:
             raise ValueError(f"frame size {size} differs from the video's {self._size}")
-        for frame in frames:
-            try:
-                self._encoder.send(np.ascontiguousarray(frame))
-            except OSError as err:
-                self.abort()
-                raise AnimateError(f"ffmpeg failed while writing {self.path}") from err
-            self.frames_written += 1
+        try:
+            self._ffmpeg.stdin.write(np.ascontiguousarray(frames).tobytes())
+        except OSError:
+            message = self._ffmpeg_error()
+            self.abort()
+            raise AnimateError(f"ffmpeg failed while writing {self.path}: {message}") from None
+        self.frames_written += len(frames)
 
     def close(self) -> None:
         """Finish encoding and move the finished video onto path."""
+        self.finish()
+        self.publish()
+
+    def finish(self) -> None:
+        """Let ffmpeg finish (an error if it failed) and mux the audio in; the video is complete but not yet at path."""
+        if self._finished:
+            return
         if self.frames_written == 0:
             self.abort()
             raise AnimateError(f"no frames to write to {self.path}")
-        self._encoder.close()
-        self._encoder = None
-        if not self._temp.is_file() or self._temp.stat().st_size == 0:
-            self._temp.unlink(missing_ok=True)
-            raise AnimateError(f"ffmpeg failed to write {self.path}")
+        self._ffmpeg.stdin.close()
+        code = self._ffmpeg.wait()
+        if code != 0 or not self._temp.is_file() or self._temp.stat().st_size == 0:
+            message = self._ffmpeg_error()
+            self.abort()
+            raise AnimateError(f"ffmpeg failed to write {self.path}: {message}")
+        if self.audio_from is not None:
+            self._mux_audio()
+        self._close_log()
+        self._finished = True
+
+    def publish(self) -> None:
+        """Move the finished video onto path (refused if path exists and overwrite is off)."""
+        self.finish()
         try:
-            os.replace(self._temp, self.path)
+            if self.overwrite:
+                os.replace(self._temp, self.path)
+            else:
+                os.link(self._temp, self.path)  # fails if the path exists: nothing is replaced
+                self._temp.unlink()
+        except FileExistsError:
+            self.abort()
+            raise AnimateError(f"{self.path} appeared while this run was writing it; not replaced") from None
         except OSError as err:
-            self._temp.unlink(missing_ok=True)
+            self.abort()
             raise AnimateError(f"cannot write {self.path}: {err.strerror}") from None
 
     def abort(self) -> None:
         """Stop ffmpeg and delete the partial file, leaving nothing behind."""
-        if self._encoder is not None:
+        if self._ffmpeg is not None and self._ffmpeg.poll() is None:
+            self._ffmpeg.kill()
+            self._ffmpeg.wait()
+        if self._ffmpeg is not None and self._ffmpeg.stdin and not self._ffmpeg.stdin.closed:
             try:
-                self._encoder.throw(_Abort)
-            except (_Abort, StopIteration):
+                self._ffmpeg.stdin.close()
+            except OSError:
                 pass
-            self._encoder = None
+        self._close_log()
         self._temp.unlink(missing_ok=True)
+        self._temp.with_suffix(".audio.mp4").unlink(missing_ok=True)
 
     def _start(self, size: tuple[int, int]) -> None:
-        """Launch ffmpeg for frames of size (W, H)."""
+        """Launch ffmpeg reading raw RGB frames of size (W, H) from a pipe."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._size = size
-        self._encoder = imageio_ffmpeg.write_frames(
-            str(self._temp), size, fps=self.fps, codec="libx264", pix_fmt_out="yuv420p",
-            quality=None, output_params=["-crf", str(self.crf)], macro_block_size=1,
-            ffmpeg_log_level="error",
-        )
-        self._encoder.send(None)
+        self._log = tempfile.TemporaryFile()
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}", "-r", f"{self.fps}",
+                   "-i", "pipe:0", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.crf),
+                   "-movflags", "+faststart", str(self._temp)]
+        self._ffmpeg = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def _mux_audio(self) -> None:
+        """Copy the first audio track of audio_from into the finished video, trimmed to its length."""
+        codec = audio_codec(self.audio_from)
+        if codec is None:
+            return
+        muxed = self._temp.with_suffix(".audio.mp4")
+        audio = ["-c:a", "copy"] if codec in MP4_AUDIO_CODECS else ["-c:a", "aac", "-b:a", "192k"]
+        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(self._temp),
+                   "-i", self.audio_from, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *audio,
+                   "-t", f"{self.frames_written / self.fps:.6f}", "-movflags", "+faststart", str(muxed)]
+        result = subprocess.run(command, capture_output=True, text=True, errors="replace")
+        if result.returncode != 0 or not muxed.is_file():
+            muxed.unlink(missing_ok=True)
+            self.abort()
+            last = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise AnimateError(f"cannot copy the audio of {self.audio_from} into {self.path}: {last}")
+        os.replace(muxed, self._temp)
+
+    def _ffmpeg_error(self) -> str:
+        """ffmpeg's last error line (after waiting for it to exit)."""
+        if self._ffmpeg is not None:
+            try:
+                self._ffmpeg.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self._log is None:
+            return "unknown error"
+        self._log.seek(0)
+        lines = self._log.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit status {self._ffmpeg.returncode if self._ffmpeg else '?'}"
+
+    def _close_log(self) -> None:
+        """Drop ffmpeg's error log."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None

@@ -50,7 +50,7 @@ def test_round_trip(clip):
     info = probe_video(path)
     assert (info.width, info.height, info.num_frames) == (W, H, N)
     assert info.fps == pytest.approx(FPS)
-    assert info.has_audio is False and info.path == str(path)
+    assert video.audio_codec(path) is None and info.path == str(path)
     decoded = list(read_frames(path))
     assert len(decoded) == N
     assert all(f.shape == (H, W, 3) and f.dtype == np.uint8 for f in decoded)
@@ -195,7 +195,7 @@ def test_probe_errors(tmp_path, monkeypatch, content, use_decord):
         list(read_frames(path))
 
 
-def test_has_audio(tmp_path, clip):
+def test_audio_codec(tmp_path, clip):
     path, _ = clip
     with_audio = tmp_path / "audio.mp4"
     subprocess.run(
@@ -204,5 +204,64 @@ def test_has_audio(tmp_path, clip):
          "-c:v", "copy", "-c:a", "aac", "-shortest", str(with_audio)],
         check=True,
     )
-    info = probe_video(with_audio)
-    assert info.has_audio is True and info.num_frames > 0
+    assert video.audio_codec(with_audio) == "aac" and probe_video(with_audio).num_frames > 0
+
+
+def _with_sine(tmp_path, clip, seconds: float, codec: str, suffix: str = ".mp4"):
+    """The clip's video with a 440 Hz sine track of `seconds` in `codec`."""
+    path, _ = clip
+    out = tmp_path / f"sine_{codec}{suffix}"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(path), "-f", "lavfi", "-i",
+                    f"sine=frequency=440:duration={seconds}", "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+                    "-c:a", codec, str(out)], check=True)
+    return out
+
+
+def _audio_samples(path, rate: int = 8000) -> np.ndarray:
+    """The first audio track decoded to mono float samples at `rate` Hz."""
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le",
+                          "-ac", "1", "-ar", str(rate), "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.int16).astype(np.float64) / 32768
+
+
+@pytest.mark.parametrize("codec, suffix", [("aac", ".mp4"), ("pcm_s16le", ".mov")], ids=["copied", "re-encoded"])
+def test_writer_copies_the_audio_trimmed_to_the_video(tmp_path, clip, codec, suffix):
+    source = _with_sine(tmp_path, clip, 3.0, codec, suffix)  # audio longer than what we write
+    frames = pattern(6)
+    with VideoWriter(tmp_path / "out.mp4", FPS, audio_from=source) as writer:
+        writer.write(frames)
+    assert video.audio_codec(tmp_path / "out.mp4") == "aac"
+    samples = _audio_samples(tmp_path / "out.mp4")
+    assert len(samples) / 8000 == pytest.approx(6 / FPS, abs=0.05)  # trimmed to the 0.48 s of video
+    spectrum = np.abs(np.fft.rfft(samples))
+    assert np.fft.rfftfreq(len(samples), 1 / 8000)[spectrum.argmax()] == pytest.approx(440, abs=5)  # the sine, kept
+    assert probe_video(tmp_path / "out.mp4").num_frames == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.mp4", source.name])
+
+
+def test_writer_without_audio_source_track_writes_video_only(tmp_path, clip):
+    path, frames = clip
+    with VideoWriter(tmp_path / "out.mp4", FPS, audio_from=path) as writer:  # a source without audio
+        writer.write(frames)
+    assert video.audio_codec(tmp_path / "out.mp4") is None and probe_video(tmp_path / "out.mp4").num_frames == N
+
+
+def test_writer_reports_an_ffmpeg_failure_and_leaves_nothing(tmp_path):
+    with pytest.raises(AnimateError, match="ffmpeg failed"):
+        with VideoWriter(tmp_path / "v.mp4", -5) as writer:  # ffmpeg refuses a negative frame rate
+            writer.write(pattern(2))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_without_overwrite_never_replaces(tmp_path):
+    target = tmp_path / "v.mp4"
+    target.write_bytes(b"earlier result")
+    with pytest.raises(AnimateError, match="not replaced"):
+        with VideoWriter(target, 10, overwrite=False) as writer:
+            writer.write(pattern(2))
+    assert target.read_bytes() == b"earlier result" and list(tmp_path.iterdir()) == [target]
+    with VideoWriter(target, 10, crf=30) as writer:  # overwrite (the default) replaces
+        writer.write(pattern(2))
+    assert probe_video(target).num_frames == 2
+    with pytest.raises(AnimateError, match="crf"):
+        VideoWriter(target, 10, crf=60)
