@@ -1,11 +1,14 @@
-"""The `animate` command: infer, pose, download, convert."""
+"""The `animate` command: infer, upscale, pose, train, prepare, download, convert."""
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from .errors import AnimateError
+
+UPSCALER_CHOICES = ("realesrgan-x4plus", "realesrgan-x2plus", "realesr-general-x4v3", "realesr-animevideov3")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,8 +26,8 @@ def _add_pose_backend(p) -> None:
 
 def _add_infer(commands) -> None:
     p = commands.add_parser("infer", help="animate a photo with a pose video", description="Animate a photo with a pose video.")
-    p.add_argument("--ref", type=Path, required=True, help="the person's photo (any common image format)")
-    p.add_argument("--pose", type=Path, required=True,
+    p.add_argument("--ref", type=Path, help="the person's photo (any common image format)")
+    p.add_argument("--pose", type=Path,
                    help="a dance video, a rendered pose (skeleton) video, or keypoints (.pose.npz, JSON, OpenPose JSON folder)")
     p.add_argument("--pose-type", choices=("auto", "video", "skeleton", "keypoints"), default="auto",
                    help="what --pose is (default: detected)")
@@ -48,9 +51,40 @@ def _add_infer(commands) -> None:
     p.add_argument("--offload", action="store_true", help="keep models on the CPU until used (small GPUs)")
     p.add_argument("--profile", choices=("moore", "musepose", "ours"), help="override the profile the weights imply")
     p.add_argument("--motion-module", type=Path, help="motion modules to use instead of the set's (.pth/.ckpt)")
-    p.add_argument("--grid", action="store_true", help="also write <out>_grid.mp4: ref | pose | result")
+    p.add_argument("--grid", action="store_true", help="also write <out>_grid.mp4: ref | pose | result (generated size)")
+    p.add_argument("--frames-dir", type=Path, help="also write the frames as PNGs into this folder")
+    p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51 (default %(default)s)")
+    _add_upscale_options(p, "--upscale")
+    p.add_argument("--jobs", type=Path, help="a YAML file of many (ref, pose, options) cases run on one model load "
+                   "(then --ref/--pose are not needed); see README")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_pose_backend(p)
+
+
+def _add_upscale_options(p, scale_flag: str) -> None:
+    if scale_flag == "--upscale":
+        p.add_argument("--upscale", type=int, choices=(2, 4), help="super-resolve the result 2x or 4x")
+    else:
+        p.add_argument("--scale", type=int, choices=(2, 4), required=True, help="2x or 4x")
+    p.add_argument("--upscaler", help=f"{' | '.join(UPSCALER_CHOICES)} | lanczos, or a Real-ESRGAN .pth file "
+                   "(default: realesrgan-x2plus for 2x, realesrgan-x4plus for 4x)")
+    p.add_argument("--upscale-tile", type=int, default=512,
+                   help="tile size in input pixels; smaller uses less memory (default %(default)s, 0: whole frames)")
+
+
+def _add_upscale(commands) -> None:
+    p = commands.add_parser("upscale", help="super-resolve a video", description="Super-resolve a video 2x or 4x "
+                            "(Real-ESRGAN, tiled), keeping its audio.")
+    p.add_argument("video", type=Path, help="the video to upscale")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the .mp4 to write")
+    _add_upscale_options(p, "--scale")
+    p.add_argument("--weights-dir", type=Path, default=Path("pretrained_weights") / "Real-ESRGAN",
+                   help="where the Real-ESRGAN files are (default: %(default)s)")
+    p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 to 51 (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_pose(commands) -> None:
@@ -85,6 +119,9 @@ def _add_download(commands) -> None:
     p = commands.add_parser("download", help="fetch the released weights", description="Fetch the files inference needs.")
     p.add_argument("--dir", type=Path, default=Path("pretrained_weights"), help="target folder (default: %(default)s)")
     p.add_argument("--set", dest="weight_set", choices=("moore", "musepose"), default="moore")
+    p.add_argument("--upscaler", action="append", choices=UPSCALER_CHOICES,
+                   help="fetch this Real-ESRGAN file into <dir>/Real-ESRGAN/ instead (official release, SHA-256 checked; repeatable)")
+    p.add_argument("--hub-mirror", metavar="REPO", help="with --upscaler: fetch from this Hugging Face repo instead (same checksum)")
 
 
 def _add_convert(commands) -> None:
@@ -122,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_infer(commands)
     _add_pose(commands)
     _add_train(commands)
+    _add_upscale(commands)
     _add_download(commands)
     _add_convert(commands)
     _add_prepare(commands)
@@ -131,15 +169,36 @@ def build_parser() -> argparse.ArgumentParser:
 def _infer(args) -> None:
     from .infer import InferOptions, run_infer
 
+    if args.jobs is None and (args.ref is None or args.pose is None):
+        raise AnimateError("infer needs --ref and --pose (or --jobs FILE)")
+    if args.jobs is not None and (args.ref is not None or args.pose is not None or args.out is not None):
+        raise AnimateError("--jobs takes the photos, poses and outputs from its file: drop --ref/--pose/-o")
     options = InferOptions(
         ref=args.ref, pose=args.pose, weights=args.weights, out=args.out, force=args.force, width=args.width,
         height=args.height, max_frames=args.max_frames, fps=args.fps, seed=args.seed, steps=args.steps, cfg=args.cfg,
         context_frames=args.context_frames, context_overlap=args.context_overlap, sampler=args.sampler,
         device=args.device, dtype=args.dtype, offload=args.offload, profile=args.profile,
-        motion_module=args.motion_module, grid=args.grid, progress=not args.no_progress,
+        motion_module=args.motion_module, grid=args.grid, crf=args.crf, frames_dir=args.frames_dir,
+        upscale=args.upscale, upscaler=args.upscaler, upscale_tile=args.upscale_tile, progress=not args.no_progress,
         pose_type=args.pose_type, no_align=args.no_align, pose_backend=args.pose_backend, dwpose_dir=args.dwpose_dir,
     )
-    print(run_infer(options))
+    if args.jobs is None:
+        print(run_infer(options))
+        return
+    from .jobs import run_jobs
+
+    if run_jobs(args.jobs, options) > 0:
+        raise JobsFailed()
+
+
+def _upscale(args) -> None:
+    from .upscale_job import UpscaleOptions, run_upscale
+
+    print(run_upscale(UpscaleOptions(
+        video=args.video, out=args.out, scale=args.scale, upscaler=args.upscaler, weights_dir=args.weights_dir,
+        tile=args.upscale_tile, crf=args.crf, force=args.force, device=args.device, dtype=args.dtype,
+        progress=not args.no_progress,
+    )))
 
 
 def _pose(args) -> None:
@@ -164,8 +223,14 @@ def _train(args) -> None:
 
 
 def _download(args) -> None:
-    from .download import download_weights
+    from .download import download_upscaler, download_weights
 
+    if args.hub_mirror and not args.upscaler:
+        raise AnimateError("--hub-mirror goes with --upscaler")
+    if args.upscaler:
+        for name in args.upscaler:
+            print(download_upscaler(name, args.dir, args.hub_mirror))
+        return
     download_weights(args.dir, args.weight_set)
     print(args.dir)
 
@@ -188,6 +253,14 @@ def _prepare(args) -> None:
     )))
 
 
+class JobsFailed(Exception):
+    """Some cases of a jobs file failed (each was reported, and so was the summary)."""
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _quiet_libraries() -> None:
     import diffusers
     import transformers
@@ -207,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = extra
     try:
         _quiet_libraries()
-        {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert, "prepare": _prepare}[args.command](args)
+        if args.command != "train":  # training saves on SIGTERM itself; everything else stops cleanly, leaving nothing
+            signal.signal(signal.SIGTERM, _interrupt)
+        {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert,
+         "prepare": _prepare, "upscale": _upscale}[args.command](args)
+    except JobsFailed:
+        return 1
     except AnimateError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,7 +1,11 @@
-"""Fetch the pretrained weights inference needs from the Hugging Face Hub."""
+"""Fetch the pretrained weights inference needs (the Hugging Face Hub) and the Real-ESRGAN upscalers (their releases)."""
 
+import hashlib
+import os
 import shutil
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,3 +123,69 @@ def _say(message: str, progress: bool) -> None:
     """Print a progress line to stderr when progress is on."""
     if progress:
         print(message, file=sys.stderr)
+
+
+def download_upscaler(name: str, target: Path, hub_repo: str | None = None, progress: bool = True) -> Path:
+    """Fetch a Real-ESRGAN release file into target/Real-ESRGAN/ (its official URL, or a hub mirror), SHA-256 checked."""
+    from .upscale import UPSCALERS
+
+    if name not in UPSCALERS:
+        raise AnimateError(f"unknown upscaler {name!r} (choices: {', '.join(UPSCALERS)})")
+    spec = UPSCALERS[name]
+    path = target / "Real-ESRGAN" / spec.filename
+    if path.is_file() and _sha256(path) == spec.sha256:
+        _say(f"have {path}", progress)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    source = f"{hub_repo}/{spec.filename}" if hub_repo else spec.url
+    _say(f"fetch {source}", progress)
+    try:
+        if hub_repo:
+            _fetch_from_hub(hub_repo, spec.filename, partial)
+        else:
+            _fetch_url(spec.url, partial)
+        got = _sha256(partial)
+        if got != spec.sha256:
+            raise AnimateError(f"{source}: checksum mismatch (SHA-256 {got}, expected {spec.sha256}); nothing kept")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _fetch_url(url: str, path: Path) -> None:
+    """Stream url into path (proxies from the environment), or a one-line AnimateError."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except (OSError, ValueError) as error:  # URLError and HTTPError are OSErrors
+        raise AnimateError(f"cannot download {url}: {_url_reason(error)} — or use --hub-mirror REPO, or copy the "
+                           f"file into {path.parent} by hand") from None
+
+
+def _fetch_from_hub(repo_id: str, filename: str, path: Path) -> None:
+    """Copy filename of a hub repo into path, or a one-line AnimateError."""
+    try:
+        cached = hf_hub_download(repo_id=repo_id, filename=filename)
+    except (OSError, TransportError) as error:
+        raise AnimateError(f"cannot download {filename} from {repo_id}: {_reason(error)}") from None
+    shutil.copyfile(cached, path)
+
+
+def _url_reason(error: BaseException) -> str:
+    """A one-line cause for a failed URL download."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code}"
+    if isinstance(error, urllib.error.URLError):
+        return f"cannot reach the server ({error.reason})"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _sha256(path: Path) -> str:
+    """The file's SHA-256, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -3,6 +3,7 @@
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -16,7 +17,11 @@ from .pose.frames import PoseFrames
 from .pose.keypoints import PoseSequence
 from .pose.sources import POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
 from .profiles import Profile, get_profile
-from .video import VideoWriter, probe_video
+from .outputs import FrameFolder, published_together
+from .upscale import UPSCALER_DIR, Upscaler
+from .video import VideoWriter, audio_codec, probe_video
+
+DEFAULT_UPSCALERS = {2: "realesrgan-x2plus", 4: "realesrgan-x4plus"}
 
 
 @dataclass
@@ -44,6 +49,11 @@ class InferOptions:
     profile: str | None = None
     motion_module: Path | None = None
     grid: bool = False
+    crf: int = 18
+    frames_dir: Path | None = None
+    upscale: int | None = None
+    upscaler: str | None = None
+    upscale_tile: int = 512
     progress: bool = True
     pose_type: str = "auto"
     no_align: bool = False
@@ -91,14 +101,40 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     return resolved, names[dtype]
 
 
-def run_infer(options: InferOptions) -> Path:
-    """Run the whole job and return the written mp4's path."""
+@dataclass
+class InferSession:
+    """What stays loaded across cases: the models and pipeline on their device, and upscalers by (name, scale)."""
+
+    options: InferOptions
+    pipeline: AnimatePipeline
+    profile: Profile
+    upscalers: dict[tuple[str, int], Upscaler]
+    notes: list[str]  # said once, when the first case has passed its checks
+
+
+@dataclass(frozen=True)
+class CaseInputs:
+    """A case's inputs once checked: the photo, what the pose input is, where the result goes."""
+
+    reference: Image.Image
+    pose_type: str
+    out: Path
+
+
+def check_case(options: InferOptions) -> CaseInputs:
+    """Every cheap check of a case's options and inputs, before any model work."""
     if options.max_frames is not None and options.max_frames < 1:
         raise AnimateError(f"-L must be at least 1, got {options.max_frames}")
     if options.fps is not None and options.fps <= 0:
         raise AnimateError(f"--fps must be positive, got {options.fps}")
     if options.pose_type not in POSE_TYPES:
         raise AnimateError(f"unknown --pose-type {options.pose_type!r} (choose from {', '.join(POSE_TYPES)})")
+    if not 0 <= options.crf <= 51:
+        raise AnimateError(f"--crf must be between 0 and 51, got {options.crf}")
+    if options.upscale not in (None, 2, 4):
+        raise AnimateError(f"--upscale must be 2 or 4, got {options.upscale}")
+    if options.upscaler is not None and options.upscale is None:
+        raise AnimateError("--upscaler goes with --upscale 2 or 4")
     reference = load_image(options.ref)
     pose_type = detect_pose_type(Path(options.pose)) if options.pose_type == "auto" else options.pose_type
     if pose_type in ("video", "skeleton"):
@@ -106,10 +142,32 @@ def run_infer(options: InferOptions) -> Path:
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
     if options.grid and grid_path(out).exists() and not options.force:
         raise AnimateError(f"{grid_path(out)} already exists (use --force to overwrite)")
-    device, dtype = resolve_device(options.device, options.dtype)
+    if options.frames_dir is not None:
+        FrameFolder(options.frames_dir, overwrite=options.force)  # refuses an existing folder up front
+    return CaseInputs(reference, pose_type, out)
 
+
+def open_session(options: InferOptions) -> InferSession:
+    """Load the weight set once onto the device (the model-level options: weights, profile, device, dtype, offload)."""
+    device, dtype = resolve_device(options.device, options.dtype)
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
-    profile = get_profile(models.profile)
+    pipeline = AnimatePipeline(models, device, dtype, offload=options.offload)
+    notes = [f"loaded {options.weights}: {describe(models)}"]
+    if str(options.weights).startswith("random:"):
+        notes.insert(0, "note: random weights — the video shows structure only, not a person (demo until a trained "
+                        "model ships)")
+    return InferSession(options, pipeline, get_profile(models.profile), {}, notes)
+
+
+def run_infer(options: InferOptions) -> Path:
+    """Run the whole job and return the written mp4's path."""
+    inputs = check_case(options)
+    return run_case(open_session(options), options, inputs)
+
+
+def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -> Path:
+    """One (photo, pose) case on the session's models: settings, keypoints, denoising, the finished files."""
+    profile, pipeline, reference = session.profile, session.pipeline, inputs.reference
     width, height = canvas_size(reference.width, reference.height, options.width, options.height, profile.short_side)
     settings = AnimateSettings(
         width=width, height=height, seed=options.seed, sampler=options.sampler,
@@ -118,21 +176,42 @@ def run_infer(options: InferOptions) -> Path:
         context_frames=options.context_frames if options.context_frames is not None else profile.context_frames,
         context_overlap=options.context_overlap if options.context_overlap is not None else profile.context_overlap,
     )
-    pipeline = AnimatePipeline(models, device, dtype, offload=options.offload)
     pipeline.check(settings)
-    keypoints = None if pose_type == "skeleton" else fitted_keypoints(options, pose_type, reference)
+    upscaler = session_upscaler(session, options)
+    keypoints = None if inputs.pose_type == "skeleton" else fitted_keypoints(options, inputs.pose_type, reference)
     # Only once every option and input has been accepted: a rejected run's stderr is its one error line.
-    if str(options.weights).startswith("random:"):
-        print("note: random weights — the video shows structure only, not a person (demo until a trained model ships)",
-              file=sys.stderr)
-    print(f"loaded {options.weights}: {describe(models)}", file=sys.stderr)
+    for note in session.notes:
+        print(note, file=sys.stderr)
+    session.notes.clear()
     poses, pose_fps = pose_frames(options, keypoints, profile, width, height)
+    fps = options.fps or pose_fps
+    audio = Path(options.pose) if inputs.pose_type in ("video", "skeleton") else None
+    if audio is not None and options.fps and abs(options.fps - pose_fps) > 1e-3 and audio_codec(audio):
+        print(f"note: --fps {options.fps:g} differs from the dance's {pose_fps:g} fps: its audio will not line up",
+              file=sys.stderr)
     try:
         latents = pipeline.denoise(reference, poses, settings, progress=options.progress)
-        write_video(pipeline, latents, out, options.fps or pose_fps, poses if options.grid else None, reference)
+        outputs = ResultFiles(inputs.out, fps, options, audio, poses if options.grid else None, reference, upscaler)
+        outputs.write(pipeline.decode(latents))
     finally:
         poses.close()
-    return out
+    return inputs.out
+
+
+def session_upscaler(session: InferSession, options: InferOptions) -> Upscaler | None:
+    """The case's upscaler (loaded once per name and scale), or None without --upscale."""
+    if options.upscale is None:
+        return None
+    name = options.upscaler or DEFAULT_UPSCALERS[options.upscale]
+    key = (name, options.upscale)
+    if key not in session.upscalers:
+        weights = Path(session.options.weights)
+        pipeline = session.pipeline
+        session.upscalers[key] = Upscaler(
+            name, options.upscale, weights / "Real-ESRGAN" if weights.is_dir() else UPSCALER_DIR,
+            device=pipeline.device, dtype=pipeline.dtype, tile=options.upscale_tile)
+        session.notes.append(session.upscalers[key].describe())
+    return session.upscalers[key]
 
 
 def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Image) -> PoseSequence:
@@ -155,21 +234,30 @@ def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: 
     return PoseFrames.from_video(options.pose, width, height, num_frames), info.fps
 
 
-def write_video(pipeline: AnimatePipeline, latents: torch.Tensor, out: Path, fps: float,
-                grid_poses: PoseFrames | None, reference: Image.Image) -> None:
-    """Decode in chunks and stream to the mp4 (and the ref | pose | result grid); nothing is left on failure."""
-    height, width = latents.shape[-2] * 8, latents.shape[-1] * 8
-    ref_frame = np.asarray(reference.resize((width, height), Image.BICUBIC))
-    with VideoWriter(out, fps) as writer:
-        if grid_poses is None:
-            for frames in pipeline.decode(latents):
-                writer.write(frames)
-            return
-        with VideoWriter(grid_path(out), fps) as grid:
-            start = 0
-            for frames in pipeline.decode(latents):
-                writer.write(frames)
-                poses = grid_poses.read(start, start + len(frames))
-                refs = np.broadcast_to(ref_frame, frames.shape)
-                grid.write(np.concatenate([refs, poses, frames], axis=2))
+class ResultFiles:
+    """The finished files of a case: the mp4 (upscaled, with the dance's audio), the grid and the PNG frames."""
+
+    def __init__(self, out: Path, fps: float, options: InferOptions, audio: Path | None,
+                 grid_poses: PoseFrames | None, reference: Image.Image, upscaler: Upscaler | None):
+        self.video = VideoWriter(out, fps, crf=options.crf, audio_from=audio, overwrite=options.force)
+        self.grid = None if grid_poses is None else VideoWriter(grid_path(out), fps, crf=options.crf,
+                                                                  overwrite=options.force)
+        self.frames = None if options.frames_dir is None else FrameFolder(options.frames_dir, options.force)
+        self.grid_poses, self.reference, self.upscaler = grid_poses, reference, upscaler
+
+    def write(self, chunks: Iterator[np.ndarray]) -> None:
+        """Stream decoded chunks through the upscaler into every file; all of them appear at the end, or none."""
+        staged = [w for w in (self.video, self.grid, self.frames) if w is not None]
+        start, ref_frame = 0, None
+        with published_together(staged):
+            for frames in chunks:
+                final = frames if self.upscaler is None else self.upscaler(frames)
+                self.video.write(final)
+                if self.frames is not None:
+                    self.frames.write(final)
+                if self.grid is not None:  # at the generated size: a quick side-by-side look
+                    if ref_frame is None:
+                        ref_frame = np.asarray(self.reference.resize(frames.shape[2:0:-1], Image.BICUBIC))
+                    poses = self.grid_poses.read(start, start + len(frames))
+                    self.grid.write(np.concatenate([np.broadcast_to(ref_frame, frames.shape), poses, frames], axis=2))
                 start += len(frames)

@@ -120,3 +120,75 @@ def test_unknown_weight_set(tmp_path):
         download_weights(tmp_path, "animatediff")
     with pytest.raises(AnimateError, match="unknown weight set"):
         required_files("nope")
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """The x4plus spec pointed at a checksum of known bytes, and urlopen serving those bytes (URLs recorded)."""
+    import dataclasses
+    import hashlib
+    import io
+    import types
+
+    from animate import upscale
+
+    payload = b"\x80 real-esrgan weights" * 1000
+    spec = dataclasses.replace(upscale.UPSCALERS["realesrgan-x4plus"], sha256=hashlib.sha256(payload).hexdigest())
+    monkeypatch.setitem(upscale.UPSCALERS, spec.name, spec)
+    server = types.SimpleNamespace(payload=payload, urls=[])
+
+    def urlopen(url, timeout):
+        server.urls.append(url)
+        return io.BytesIO(server.payload)
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", urlopen)
+    return server
+
+
+def test_upscaler_download_checks_the_checksum_and_skips_a_good_copy(tmp_path, served):
+    path = download.download_upscaler("realesrgan-x4plus", tmp_path, progress=False)
+    assert path == tmp_path / "Real-ESRGAN" / "RealESRGAN_x4plus.pth" and path.read_bytes() == served.payload
+    assert served.urls == ["https://github.com/xinntao/Real-ESRGAN/releases/download/v0.1.0/RealESRGAN_x4plus.pth"]
+    download.download_upscaler("realesrgan-x4plus", tmp_path, progress=False)
+    assert len(served.urls) == 1  # the good copy is kept
+    path.write_bytes(b"truncated")
+    download.download_upscaler("realesrgan-x4plus", tmp_path, progress=False)
+    assert len(served.urls) == 2 and path.read_bytes() == served.payload  # a bad copy is fetched again
+
+
+def test_upscaler_checksum_mismatch_keeps_nothing(tmp_path, served):
+    served.payload = b"something else"
+    with pytest.raises(AnimateError, match="checksum mismatch") as err:
+        download.download_upscaler("realesrgan-x4plus", tmp_path, progress=False)
+    assert "\n" not in str(err.value)
+    assert list((tmp_path / "Real-ESRGAN").iterdir()) == []
+
+
+def test_upscaler_from_a_hub_mirror(tmp_path, served, monkeypatch):
+    cache = tmp_path / "cache.pth"
+    cache.write_bytes(served.payload)
+    asked = []
+    monkeypatch.setattr(download, "hf_hub_download", lambda repo_id, filename: asked.append((repo_id, filename)) or str(cache))
+    path = download.download_upscaler("realesrgan-x4plus", tmp_path / "w", hub_repo="someone/mirror", progress=False)
+    assert asked == [("someone/mirror", "RealESRGAN_x4plus.pth")] and served.urls == [] and path.read_bytes() == served.payload
+
+
+def test_upscaler_unreachable_is_one_line(tmp_path, monkeypatch, run_cli):
+    import urllib.error
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
+    result = run_cli(["download", "--upscaler", "realesr-animevideov3", "--dir", tmp_path])
+    lines = result.err.strip().splitlines()
+    assert result.code == 2 and lines[0].startswith("fetch https://") and len(lines) == 2  # progress, then one error
+    assert lines[1].startswith("error: ") and "cannot reach the server" in lines[1] and "animevideov3.pth" in lines[1]
+    assert list((tmp_path / "Real-ESRGAN").iterdir()) == []
+
+
+def test_cli_upscaler_choices_are_the_registry():
+    from animate.cli import UPSCALER_CHOICES
+    from animate.upscale import UPSCALERS
+
+    assert UPSCALER_CHOICES == tuple(UPSCALERS)

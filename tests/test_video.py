@@ -265,3 +265,11 @@ def test_writer_without_overwrite_never_replaces(tmp_path):
     assert probe_video(target).num_frames == 2
     with pytest.raises(AnimateError, match="crf"):
         VideoWriter(target, 10, crf=60)
+
+
+def test_crf_sets_the_quality(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (6, H, W, 3), dtype=np.uint8)
+    for crf in (10, 40):
+        with VideoWriter(tmp_path / f"crf{crf}.mp4", 10, crf=crf) as writer:
+            writer.write(noise)
+    assert (tmp_path / "crf40.mp4").stat().st_size < 0.5 * (tmp_path / "crf10.mp4").stat().st_size

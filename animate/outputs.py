@@ -1,0 +1,71 @@
+"""The files of one result (video, grid video, PNG frames): written aside, then published together or not at all."""
+
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+from PIL import Image
+
+from .errors import AnimateError
+
+
+class StagedOutput(Protocol):
+    """A result written aside: finish() completes it, publish() moves it into place, abort() removes it."""
+
+    def finish(self) -> None: ...
+
+    def publish(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class FrameFolder:
+    """PNG frames (000000.png, ...) written into a hidden folder beside `path`, moved onto it when complete."""
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not (self.path.is_dir() and (overwrite or not any(self.path.iterdir()))):
+            raise AnimateError(f"{self.path} already exists (use --force to overwrite)" if self.path.is_dir()
+                               else f"--frames-dir {self.path} is a file")
+        self._temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        self.frames_written = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append [N, H, W, 3] uint8 frames as numbered PNGs."""
+        self._temp.mkdir(parents=True, exist_ok=True)
+        for frame in frames:
+            Image.fromarray(frame).save(self._temp / f"{self.frames_written:06d}.png", compress_level=1)
+            self.frames_written += 1
+
+    def finish(self) -> None:
+        """Nothing to complete: PNGs are whole once written."""
+        if self.frames_written == 0:
+            raise AnimateError(f"no frames to write to {self.path}")
+
+    def publish(self) -> None:
+        """Move the folder onto path, replacing an older one there."""
+        if self.path.is_dir():
+            shutil.rmtree(self.path)
+        os.replace(self._temp, self.path)
+
+    def abort(self) -> None:
+        """Delete the partial folder."""
+        shutil.rmtree(self._temp, ignore_errors=True)
+
+
+@contextmanager
+def published_together(outputs: list[StagedOutput]) -> Iterator[None]:
+    """Run the block that writes `outputs`; then finish every one before publishing any, or abort them all."""
+    try:
+        yield
+        for output in outputs:
+            output.finish()
+        for output in outputs:
+            output.publish()
+    except BaseException:
+        for output in outputs:
+            output.abort()
+        raise
