@@ -18,7 +18,7 @@ from .pose.keypoints import PoseSequence
 from .pose.sources import POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
 from .profiles import Profile, get_profile
 from .outputs import FrameFolder, published_together
-from .upscale import UPSCALER_DIR, Upscaler
+from .upscale import UPSCALER_DIR, Upscaler, upscaler_weights
 from .video import VideoWriter, audio_codec, probe_video
 
 DEFAULT_UPSCALERS = {2: "realesrgan-x2plus", 4: "realesrgan-x4plus"}
@@ -144,6 +144,8 @@ def check_case(options: InferOptions) -> CaseInputs:
         raise AnimateError(f"{grid_path(out)} already exists (use --force to overwrite)")
     if options.frames_dir is not None:
         FrameFolder(options.frames_dir, overwrite=options.force)  # refuses an existing folder up front
+    if options.upscale is not None:  # missing upscaler weights are found before any model loads
+        upscaler_weights(upscaler_name(options), upscaler_dir(options.weights))
     return CaseInputs(reference, pose_type, out)
 
 
@@ -202,14 +204,11 @@ def session_upscaler(session: InferSession, options: InferOptions) -> Upscaler |
     """The case's upscaler (loaded once per name and scale), or None without --upscale."""
     if options.upscale is None:
         return None
-    name = options.upscaler or DEFAULT_UPSCALERS[options.upscale]
-    key = (name, options.upscale)
+    key = (upscaler_name(options), options.upscale)
     if key not in session.upscalers:
-        weights = Path(session.options.weights)
         pipeline = session.pipeline
-        session.upscalers[key] = Upscaler(
-            name, options.upscale, weights / "Real-ESRGAN" if weights.is_dir() else UPSCALER_DIR,
-            device=pipeline.device, dtype=pipeline.dtype, tile=options.upscale_tile)
+        session.upscalers[key] = Upscaler(*key, upscaler_dir(session.options.weights), device=pipeline.device,
+                                          dtype=pipeline.dtype, tile=options.upscale_tile)
         session.notes.append(session.upscalers[key].describe())
     return session.upscalers[key]
 
@@ -232,6 +231,16 @@ def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: 
           file=sys.stderr)
     num_frames = min(info.num_frames, options.max_frames or info.num_frames)
     return PoseFrames.from_video(options.pose, width, height, num_frames), info.fps
+
+
+def upscaler_name(options: InferOptions) -> str:
+    """--upscaler, else the released network made for the --upscale factor."""
+    return options.upscaler or DEFAULT_UPSCALERS[options.upscale]
+
+
+def upscaler_dir(weights: str | Path) -> Path:
+    """Where the Real-ESRGAN files are: <weights folder>/Real-ESRGAN, or pretrained_weights/Real-ESRGAN."""
+    return Path(weights) / "Real-ESRGAN" if Path(weights).is_dir() else UPSCALER_DIR
 
 
 class ResultFiles:

@@ -137,6 +137,9 @@ def run_jobs(path: Path, base: InferOptions) -> int:
             if os.environ.get("ANIMATE_DEBUG"):
                 traceback.print_exc()
     print(summary(results, state.process_index, state.num_processes), file=sys.stderr)
+    if state.num_processes > 1:
+        state.wait_for_everyone()
+        state.destroy_process_group()
     return sum(r.error is not None for r in results)
 
 

@@ -174,6 +174,25 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
 
 
+def upscaler_weights(name: str, weights_dir: Path) -> Path | None:
+    """The weight file of a registry name (in weights_dir) or a path; None for lanczos; a one-line error if missing."""
+    if name == "lanczos":
+        return None
+    if name in UPSCALERS:
+        path = weights_dir / UPSCALERS[name].filename
+        if not path.is_file():
+            raise AnimateError(
+                f"{name} weights not found at {path}: run `animate download --upscaler {name}` (or pass --upscaler lanczos)"
+            )
+        return path
+    path = Path(name)
+    if not path.is_file() and not path.suffix and len(path.parts) == 1:
+        raise AnimateError(f"unknown upscaler {name!r} (choose from {', '.join(UPSCALER_NAMES)}, or give a .pth file)")
+    if not path.is_file():
+        raise AnimateError(f"{path}: upscaler weight file not found")
+    return path
+
+
 class Upscaler:
     """Frames to `scale` times their size: a Real-ESRGAN network (registry name or .pth path), or `lanczos`."""
 
@@ -187,23 +206,9 @@ class Upscaler:
         self.model: nn.Module | None = None
         self.native_scale = scale
         if self.name != "lanczos":
-            path = self._weights(self.name, Path(weights_dir))
+            path = upscaler_weights(self.name, Path(weights_dir))
             model, self.native_scale = build_sr_model(read_sr_state_dict(path), str(path))
             self.model = model.to(device=self.device, dtype=dtype)
-
-    @staticmethod
-    def _weights(name: str, weights_dir: Path) -> Path:
-        if name in UPSCALERS:
-            path = weights_dir / UPSCALERS[name].filename
-            if not path.is_file():
-                raise AnimateError(
-                    f"{name} weights not found at {path}: run `animate download --upscaler {name}` (or pass --upscaler lanczos)"
-                )
-            return path
-        path = Path(name)
-        if not path.is_file() and not path.suffix and len(path.parts) == 1:
-            raise AnimateError(f"unknown upscaler {name!r} (choose from {', '.join(UPSCALER_NAMES)}, or give a .pth file)")
-        return path
 
     def describe(self) -> str:
         """One line: which upscaler, its native and output scale, and the tiling."""
