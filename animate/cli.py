@@ -1,4 +1,4 @@
-"""The `animate` command: infer, upscale, pose, train, prepare, download, convert."""
+"""The `animate` command: infer, upscale, eval, pose, train, prepare, download, convert."""
 
 import argparse
 import os
@@ -115,6 +115,15 @@ def _add_train(commands) -> None:
     p.epilog = "Any key=value arguments override the config, e.g. train.max_steps=1000 data.width=256."
 
 
+def _add_eval(commands) -> None:
+    p = commands.add_parser("eval", help="score generated videos against the truth",
+                            description="PSNR (float images), SSIM, L1 and flicker of predicted videos against ground "
+                            "truth: two videos or PNG-frame folders, or two folders of them matched by name.")
+    p.add_argument("--pred", type=Path, required=True, help="a video, a PNG-frame folder, or a folder of them")
+    p.add_argument("--gt", type=Path, required=True, help="the same for the ground truth")
+    p.add_argument("--json", type=Path, help="also write the scores as JSON")
+
+
 def _add_download(commands) -> None:
     p = commands.add_parser("download", help="fetch the released weights", description="Fetch the files inference needs.")
     p.add_argument("--dir", type=Path, default=Path("pretrained_weights"), help="target folder (default: %(default)s)")
@@ -160,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pose(commands)
     _add_train(commands)
     _add_upscale(commands)
+    _add_eval(commands)
     _add_download(commands)
     _add_convert(commands)
     _add_prepare(commands)
@@ -189,6 +199,12 @@ def _infer(args) -> None:
 
     if run_jobs(args.jobs, options) > 0:
         raise JobsFailed()
+
+
+def _eval(args) -> None:
+    from .evaluation import run_eval
+
+    print(run_eval(args.pred, args.gt, args.json))
 
 
 def _upscale(args) -> None:
@@ -283,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "train":  # training saves on SIGTERM itself; everything else stops cleanly, leaving nothing
             signal.signal(signal.SIGTERM, _interrupt)
         {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert,
-         "prepare": _prepare, "upscale": _upscale}[args.command](args)
+         "prepare": _prepare, "upscale": _upscale, "eval": _eval}[args.command](args)
     except JobsFailed:
         return 1
     except AnimateError as err:

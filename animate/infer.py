@@ -19,7 +19,7 @@ from .pose.sources import POSE_TYPES, Backend, detect_pose_type, driving_keypoin
 from .profiles import Profile, get_profile
 from .outputs import FrameFolder, published_together
 from .upscale import UPSCALER_DIR, Upscaler, upscaler_weights
-from .video import VideoWriter, audio_codec, probe_video
+from .video import OutputTaken, VideoWriter, audio_codec, probe_video
 
 DEFAULT_UPSCALERS = {2: "realesrgan-x2plus", 4: "realesrgan-x4plus"}
 
@@ -194,10 +194,9 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     try:
         latents = pipeline.denoise(reference, poses, settings, progress=options.progress)
         outputs = ResultFiles(inputs.out, fps, options, audio, poses if options.grid else None, reference, upscaler)
-        outputs.write(pipeline.decode(latents))
+        return outputs.write(pipeline.decode(latents))
     finally:
         poses.close()
-    return inputs.out
 
 
 def session_upscaler(session: InferSession, options: InferOptions) -> Upscaler | None:
@@ -252,13 +251,14 @@ class ResultFiles:
         self.grid = None if grid_poses is None else VideoWriter(grid_path(out), fps, crf=options.crf,
                                                                   overwrite=options.force)
         self.frames = None if options.frames_dir is None else FrameFolder(options.frames_dir, options.force)
-        self.grid_poses, self.reference, self.upscaler = grid_poses, reference, upscaler
+        self.grid_poses, self.reference, self.upscaler, self.options = grid_poses, reference, upscaler, options
 
-    def write(self, chunks: Iterator[np.ndarray]) -> None:
-        """Stream decoded chunks through the upscaler into every file; all of them appear at the end, or none."""
+    def write(self, chunks: Iterator[np.ndarray]) -> Path:
+        """Stream decoded chunks through the upscaler into every file; all of them appear at the end, or none.
+        Returns where the video went."""
         staged = [w for w in (self.video, self.grid, self.frames) if w is not None]
         start, ref_frame = 0, None
-        with published_together(staged):
+        with published_together(staged, self._publish_video):
             for frames in chunks:
                 final = frames if self.upscaler is None else self.upscaler(frames)
                 self.video.write(final)
@@ -270,3 +270,18 @@ class ResultFiles:
                     poses = self.grid_poses.read(start, start + len(frames))
                     self.grid.write(np.concatenate([np.broadcast_to(ref_frame, frames.shape), poses, frames], axis=2))
                 start += len(frames)
+        return self.video.path
+
+    def _publish_video(self) -> None:
+        """Publish the video first; an auto-named one whose name another run took meanwhile takes the next free one."""
+        while True:
+            try:
+                self.video.publish()
+                return
+            except OutputTaken:
+                if self.options.out is not None:
+                    raise
+                self.video.path = output_path(Path(self.options.ref), Path(self.options.pose), self.options.seed, None,
+                                              False)
+                if self.grid is not None:
+                    self.grid.path = grid_path(self.video.path)

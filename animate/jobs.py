@@ -110,9 +110,10 @@ def split_cases(cases: list, process_index: int, num_processes: int) -> list:
 def run_jobs(path: Path, base: InferOptions) -> int:
     """Run this process's cases of the jobs file on one model load; returns how many failed (all are reported)."""
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
     cases = load_cases(path, base)
-    state = PartialState(cpu=base.device == "cpu")
+    state = PartialState(cpu=base.device == "cpu" or parse_flag_from_env("ACCELERATE_USE_CPU"))
     mine = split_cases(cases, state.process_index, state.num_processes)
     if state.num_processes > 1 and base.device == "auto":
         base = dataclasses.replace(base, device=str(state.device))

@@ -4,7 +4,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 from PIL import Image
@@ -32,6 +32,7 @@ class FrameFolder:
                                else f"--frames-dir {self.path} is a file")
         self._temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         self.frames_written = 0
+        self._published = False
 
     def write(self, frames: np.ndarray) -> None:
         """Append [N, H, W, 3] uint8 frames as numbered PNGs."""
@@ -46,10 +47,13 @@ class FrameFolder:
             raise AnimateError(f"no frames to write to {self.path}")
 
     def publish(self) -> None:
-        """Move the folder onto path, replacing an older one there."""
+        """Move the folder onto path, replacing an older one there; once."""
+        if self._published:
+            return
         if self.path.is_dir():
             shutil.rmtree(self.path)
         os.replace(self._temp, self.path)
+        self._published = True
 
     def abort(self) -> None:
         """Delete the partial folder."""
@@ -57,12 +61,15 @@ class FrameFolder:
 
 
 @contextmanager
-def published_together(outputs: list[StagedOutput]) -> Iterator[None]:
-    """Run the block that writes `outputs`; then finish every one before publishing any, or abort them all."""
+def published_together(outputs: list[StagedOutput], publish: Callable[[], None] | None = None) -> Iterator[None]:
+    """Run the block that writes `outputs`; then finish every one before publishing any (each in turn, or by
+    `publish`), or abort them all."""
     try:
         yield
         for output in outputs:
             output.finish()
+        if publish is not None:
+            publish()
         for output in outputs:
             output.publish()
     except BaseException:

@@ -165,6 +165,10 @@ def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return canvas
 
 
+class OutputTaken(AnimateError):
+    """The target of a no-overwrite publish exists (another run wrote it meanwhile)."""
+
+
 MP4_AUDIO_CODECS = {"aac", "mp3", "ac3", "eac3", "alac"}  # copied as they are; anything else becomes AAC
 
 
@@ -191,6 +195,7 @@ class VideoWriter:
         self._ffmpeg: subprocess.Popen | None = None
         self._log = None
         self._finished = False
+        self._published = False
 
     def __enter__(self) -> "VideoWriter":
         return self
@@ -225,9 +230,13 @@ class VideoWriter:
         self.frames_written += len(frames)
 
     def close(self) -> None:
-        """Finish encoding and move the finished video onto path."""
-        self.finish()
-        self.publish()
+        """Finish encoding and move the finished video onto path (nothing is left if either fails)."""
+        try:
+            self.finish()
+            self.publish()
+        except BaseException:
+            self.abort()
+            raise
 
     def finish(self) -> None:
         """Let ffmpeg finish (an error if it failed) and mux the audio in; the video is complete but not yet at path."""
@@ -248,7 +257,9 @@ class VideoWriter:
         self._finished = True
 
     def publish(self) -> None:
-        """Move the finished video onto path (refused if path exists and overwrite is off)."""
+        """Move the finished video onto path (refused if path exists and overwrite is off); once."""
+        if self._published:
+            return
         self.finish()
         try:
             if self.overwrite:
@@ -256,11 +267,10 @@ class VideoWriter:
             else:
                 os.link(self._temp, self.path)  # fails if the path exists: nothing is replaced
                 self._temp.unlink()
+            self._published = True
         except FileExistsError:
-            self.abort()
-            raise AnimateError(f"{self.path} appeared while this run was writing it; not replaced") from None
+            raise OutputTaken(f"{self.path} appeared while this run was writing it; not replaced") from None
         except OSError as err:
-            self.abort()
             raise AnimateError(f"cannot write {self.path}: {err.strerror}") from None
 
     def abort(self) -> None:

@@ -240,3 +240,26 @@ def test_cases_are_split_round_robin_across_processes():
     shares = [split_cases(cases, rank, 3) for rank in range(3)]
     assert shares == [[0, 3, 6], [1, 4], [2, 5]]
     assert sorted(sum(shares, [])) == cases
+
+
+def test_jobs_split_across_two_accelerate_processes(ref_photo, pose_video, tmp_path):
+    """`accelerate launch` with 2 CPU processes: each case runs once, in one process, and auto names never collide."""
+    import os
+    import socket
+
+    jobs = write_jobs(tmp_path, f"steps: 1\nwidth: 64\ntest_cases:\n  {ref_photo}: [{pose_video(3)}, {pose_video(3)}, "
+                                f"{pose_video(3)}]\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+               str(port), "-m", "animate.cli", "infer", "--jobs", str(jobs), "--weights", "random:tiny", "--no-progress"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stem = f"{ref_photo.stem}_{pose_video(3).stem}_42"
+    written = sorted(result.stdout.split())
+    assert written == sorted(f"outputs/{stem}{suffix}.mp4" for suffix in ("", "_1", "_2"))  # three, all distinct
+    assert "process 1/2: 2 of 2 cases done" in result.stderr and "process 2/2: 1 of 1 cases done" in result.stderr
+    assert all(probe_video(tmp_path / name).num_frames == 3 for name in written) and partials(tmp_path) == []
