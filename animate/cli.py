@@ -55,6 +55,10 @@ def _add_infer(commands) -> None:
     p.add_argument("--frames-dir", type=Path, help="also write the frames as PNGs into this folder")
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 (lossless) to 51 (default %(default)s)")
     _add_upscale_options(p, "--upscale")
+    p.add_argument("--no-reference", action="store_true",
+                   help="ablation: no reference tokens (the photo reaches the model only through CLIP)")
+    p.add_argument("--no-motion", action="store_true",
+                   help="ablation: skip the motion modules, every frame on its own (stage-1 behaviour)")
     p.add_argument("--jobs", type=Path, help="a YAML file of many (ref, pose, options) cases run on one model load "
                    "(then --ref/--pose are not needed); see README")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -189,7 +193,8 @@ def _infer(args) -> None:
         context_frames=args.context_frames, context_overlap=args.context_overlap, sampler=args.sampler,
         device=args.device, dtype=args.dtype, offload=args.offload, profile=args.profile,
         motion_module=args.motion_module, grid=args.grid, crf=args.crf, frames_dir=args.frames_dir,
-        upscale=args.upscale, upscaler=args.upscaler, upscale_tile=args.upscale_tile, progress=not args.no_progress,
+        upscale=args.upscale, upscaler=args.upscaler, upscale_tile=args.upscale_tile, no_reference=args.no_reference,
+        no_motion=args.no_motion, progress=not args.no_progress,
         pose_type=args.pose_type, no_align=args.no_align, pose_backend=args.pose_backend, dwpose_dir=args.dwpose_dir,
     )
     if args.jobs is None:

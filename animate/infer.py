@@ -54,6 +54,8 @@ class InferOptions:
     upscale: int | None = None
     upscaler: str | None = None
     upscale_tile: int = 512
+    no_reference: bool = False
+    no_motion: bool = False
     progress: bool = True
     pose_type: str = "auto"
     no_align: bool = False
@@ -177,6 +179,7 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
         guidance=options.cfg if options.cfg is not None else profile.guidance,
         context_frames=options.context_frames if options.context_frames is not None else profile.context_frames,
         context_overlap=options.context_overlap if options.context_overlap is not None else profile.context_overlap,
+        reference=not options.no_reference, motion=not options.no_motion,
     )
     pipeline.check(settings)
     upscaler = session_upscaler(session, options)

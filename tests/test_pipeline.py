@@ -143,3 +143,48 @@ def test_offload_keeps_models_on_the_cpu_between_uses():
                                                                           latents=latents.clone(), progress=False)
     assert torch.allclose(offloaded, plain, atol=1e-5)
     assert all(p.device.type == "cpu" for p in models.denoising_unet.parameters())
+
+
+def test_no_reference_ablation_ignores_the_reference_net():
+    """--no-reference: the ReferenceNet never runs and its weights cannot matter; with the reference they do."""
+    models = build_random_models("tiny", seed=9)
+    pipe = AnimatePipeline(models)
+    latents = torch.randn(1, 4, 3, 4, 4)
+    runs = []
+    hook = models.reference_unet.register_forward_pre_hook(lambda *_: runs.append(1))
+    ablated = pipe.denoise(PHOTO, poses(3), settings(steps=1, reference=False), latents=latents.clone(), progress=False)
+    assert runs == []
+    hook.remove()
+    referenced = pipe.denoise(PHOTO, poses(3), settings(steps=1), latents=latents.clone(), progress=False)
+    with torch.no_grad():
+        for param in models.reference_unet.parameters():
+            param.add_(torch.randn_like(param) * 0.1)
+    ablated_again = pipe.denoise(PHOTO, poses(3), settings(steps=1, reference=False), latents=latents.clone(),
+                                 progress=False)
+    referenced_again = pipe.denoise(PHOTO, poses(3), settings(steps=1), latents=latents.clone(), progress=False)
+    assert torch.equal(ablated, ablated_again)
+    assert (referenced - referenced_again).abs().max() > 1e-4 and (ablated - referenced).abs().max() > 1e-4
+
+
+def test_no_motion_ablation_makes_frames_independent():
+    """--no-motion: changing one frame's pose changes only that frame; with (trained) motion modules it spreads."""
+    models = build_random_models("tiny", seed=6)
+    for name, param in models.denoising_unet.named_parameters():
+        if name.endswith("temporal_transformer.proj_out.weight"):
+            param.data.normal_(std=0.2)
+    torch.nn.init.normal_(models.pose_guider.conv_out.weight, std=0.1)  # zero-initialised: let poses reach the UNet
+    pipe = AnimatePipeline(models)
+    latents = torch.randn(1, 4, 6, 4, 4)
+    frames = poses(6).frames
+    changed = frames.copy()
+    changed[2] = 255 - changed[2]
+    for motion in (False, True):
+        a = pipe.denoise(PHOTO, ArrayPoses(frames), settings(steps=1, motion=motion), latents=latents.clone(),
+                         progress=False)
+        b = pipe.denoise(PHOTO, ArrayPoses(changed), settings(steps=1, motion=motion), latents=latents.clone(),
+                         progress=False)
+        others = [i for i in range(6) if i != 2]
+        spread = (a[:, :, others] - b[:, :, others]).abs().max()
+        assert (a[:, :, 2] - b[:, :, 2]).abs().max() > 1e-3
+        assert (spread < 1e-5) if not motion else (spread > 1e-3)
+    assert models.denoising_unet.frame_inputs.motion  # switched back on after the call

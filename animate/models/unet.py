@@ -16,6 +16,7 @@ class FrameInputs:
 
     num_frames: int = 1
     pose_features: torch.Tensor | None = None
+    motion: bool = True  # False: the motion modules are skipped (frames denoised independently, as in stage 1)
 
 
 def build_unet(config: dict) -> UNet2DConditionModel:
@@ -48,6 +49,8 @@ def motion_pe_length(unet: UNet2DConditionModel) -> int | None:
 
 def _apply_motion(module: MotionModule, frames: FrameInputs):
     def hook(_module, _args, output):
+        if not frames.motion:
+            return output
         if isinstance(output, tuple):
             return (module(output[0], frames.num_frames), *output[1:])
         return module(output, frames.num_frames)

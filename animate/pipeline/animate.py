@@ -40,6 +40,8 @@ class AnimateSettings:
     context_overlap: int = 4
     sampler: str = "ddim"
     seed: int = 0
+    reference: bool = True  # False (ablation): no reference tokens, only the CLIP context of the photo
+    motion: bool = True  # False (ablation): motion modules skipped, every frame denoised on its own
 
 
 def clip_pixels(image: Image.Image) -> torch.Tensor:
@@ -138,15 +140,16 @@ class AnimatePipeline:
             raise AnimateError("the pose input has no frames")
         models = self.models
         reference_latents, clip_context = self.encode_reference(image, settings.width, settings.height)
-        with self._using(models.reference_unet):
-            self.reference.encode(reference_latents, clip_context)
+        if settings.reference:
+            with self._using(models.reference_unet):
+                self.reference.encode(reference_latents, clip_context)
         scheduler = make_scheduler(settings.sampler)
         scheduler.set_timesteps(settings.steps, device=self.device)
         if latents is None:
             latents = self.initial_latents(num_frames, settings)
         latents = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
 
-        motion = self.max_context_frames is not None
+        motion = settings.motion and self.max_context_frames is not None
         overlap = settings.context_overlap if motion else 0
         windows = context_windows(num_frames, settings.context_frames, overlap)
         weights = [w.to(self.device) for w in blend_weights(windows, num_frames, overlap)]
@@ -161,11 +164,13 @@ class AnimatePipeline:
                         pose_features = models.pose_guider(pose)
                         x = scheduler.scale_model_input(latents[:, :, window.start : window.stop], t).to(self.dtype)
                         n = len(window)
+                        reference_row = 0 if settings.reference else -1
                         if guided:
                             x = torch.cat([x, x])
-                            self.reference.select(torch.tensor([-1] * n + [0] * n, device=self.device))
+                            self.reference.select(torch.tensor([-1] * n + [reference_row] * n, device=self.device))
                         else:
-                            self.reference.select(torch.zeros(n, dtype=torch.long, device=self.device))
+                            self.reference.select(torch.full((n,), reference_row, dtype=torch.long, device=self.device))
+                        models.denoising_unet.frame_inputs.motion = motion
                         out = denoise_video(models.denoising_unet, x, t, context, pose_features).float()
                         if guided:
                             out = classifier_free_guidance(out, settings.guidance)
@@ -173,6 +178,7 @@ class AnimatePipeline:
                     latents = scheduler.step(prediction, t, latents).prev_sample
         finally:
             self.reference.clear()
+            models.denoising_unet.frame_inputs.motion = True
         return latents
 
     @torch.no_grad()
