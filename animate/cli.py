@@ -112,8 +112,9 @@ def _add_pose(commands) -> None:
 def _add_train(commands) -> None:
     p = commands.add_parser("train", help="train a stage", description="Train a stage (accelerate: `accelerate launch -m "
                             "animate.cli train ...` for several GPUs).")
-    p.add_argument("stage", choices=("stage1", "stage2"),
-                   help="stage1: ReferenceNet + pose guider + UNet on image pairs; stage2: motion modules on clips")
+    p.add_argument("stage", choices=("stage1", "stage2", "autoencoder"),
+                   help="stage1: ReferenceNet + pose guider + UNet on image pairs; stage2: motion modules on clips; "
+                        "autoencoder: a small size's VAE on frames")
     p.add_argument("--config", type=Path, help="YAML config (default configs/train/<stage>.yaml)")
     p.add_argument("--resume", help="latest, or a checkpoint folder")
     p.epilog = "Any key=value arguments override the config, e.g. train.max_steps=1000 data.width=256."
@@ -235,10 +236,11 @@ def _pose(args) -> None:
 
 def _train(args) -> None:
     from .paths import CONFIG_DIR
-    from stages import stage1, stage2
+    from stages import autoencoder, stage1, stage2
 
-    config = args.config or CONFIG_DIR / "train" / f"{args.stage}.yaml"
-    train = {"stage1": stage1.train, "stage2": stage2.train}[args.stage]
+    default = "autoencoder_tiny" if args.stage == "autoencoder" else args.stage
+    config = args.config or CONFIG_DIR / "train" / f"{default}.yaml"
+    train = {"stage1": stage1.train, "stage2": stage2.train, "autoencoder": autoencoder.train}[args.stage]
     print(train(config, args.overrides, resume_from=args.resume))
 
 
