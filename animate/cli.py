@@ -1,4 +1,4 @@
-"""The `animate` command: infer, upscale, eval, pose, train, prepare, download, convert."""
+"""The `animate` command: infer, upscale, eval, pose, train, prepare, synth, download, convert."""
 
 import argparse
 import os
@@ -120,6 +120,25 @@ def _add_train(commands) -> None:
     p.epilog = "Any key=value arguments override the config, e.g. train.max_steps=1000 data.width=256."
 
 
+def _add_synth(commands) -> None:
+    p = commands.add_parser("synth", help="make a synthetic dancing-figure dataset",
+                            description="Procedural figures dancing procedural dances, with exact keypoints, in the "
+                            "dataset layout of `animate prepare`: a train split and a test split of unseen figures "
+                            "and dances, deterministic from the seed.")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the dataset folder to write")
+    p.add_argument("--train", type=int, default=32, help="training videos (default %(default)s)")
+    p.add_argument("--test", type=int, default=8, help="held-out videos (default %(default)s)")
+    p.add_argument("--frames", type=int, default=48, help="frames per video (default %(default)s)")
+    p.add_argument("-W", "--width", type=int, default=128, help="frame width (default %(default)s)")
+    p.add_argument("-H", "--height", type=int, default=192, help="frame height (default %(default)s)")
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", choices=("moore", "musepose", "ours"), default="moore",
+                   help="pose drawing style (default: %(default)s)")
+    p.add_argument("--workers", type=int, help="videos rendered at once (default: one per core)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+
+
 def _add_eval(commands) -> None:
     p = commands.add_parser("eval", help="score generated videos against the truth",
                             description="PSNR (float images), SSIM, L1 and flicker of predicted videos against ground "
@@ -175,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_upscale(commands)
     _add_eval(commands)
+    _add_synth(commands)
     _add_download(commands)
     _add_convert(commands)
     _add_prepare(commands)
@@ -205,6 +225,15 @@ def _infer(args) -> None:
 
     if run_jobs(args.jobs, options) > 0:
         raise JobsFailed()
+
+
+def _synth(args) -> None:
+    from data_tools.synth import SynthOptions, synthesize
+
+    print(synthesize(SynthOptions(
+        out=args.out, train_videos=args.train, test_videos=args.test, frames=args.frames, width=args.width,
+        height=args.height, fps=args.fps, seed=args.seed, profile=args.profile, force=args.force, workers=args.workers,
+    )))
 
 
 def _eval(args) -> None:
@@ -306,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "train":  # training saves on SIGTERM itself; everything else stops cleanly, leaving nothing
             signal.signal(signal.SIGTERM, _interrupt)
         {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert,
-         "prepare": _prepare, "upscale": _upscale, "eval": _eval}[args.command](args)
+         "prepare": _prepare, "upscale": _upscale, "eval": _eval,
+         "synth": _synth}[args.command](args)
     except JobsFailed:
         return 1
     except AnimateError as err:

@@ -1,0 +1,159 @@
+"""`animate synth`: a dataset of procedural figures dancing, with exact keypoints, in `animate prepare`'s layout.
+
+Per video `<split>_<index>`: videos/<name>.mp4 (the figure dancing), poses/<name>.mp4 (its keypoints drawn in the
+profile's style, frame-aligned), keypoints/<name>.pose.npz, refs/<name>.png (the same figure in a relaxed pose on the
+same background, for evaluation); meta.json, meta_train.json and meta_test.json list them like prepare's meta files
+(`split` = train or test) plus ref_path, figure_seed and dance_seed. Everything follows from the seed: each video's
+figure and dance seeds come from (seed, split, index) with the split in the lowest bit, so the test split's figures
+and dances are never the train split's. Videos are rendered in parallel processes (`workers`); the files do not depend
+on how many. The folder is built beside `out` and renamed into place at the end (or removed on any failure).
+"""
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from animate.errors import AnimateError
+from animate.pose.keypoints import PoseSequence
+from animate.profiles import get_profile
+from animate.video import VideoWriter
+
+from .backgrounds import make_background
+from .dances import make_dance, neutral_pose
+from .figures import Figure, draw_figure
+from .prepare import output_names, render_pose_video
+
+SPLITS = ("train", "test")
+VIDEOS, REFS = "videos", "refs"
+
+
+@dataclass
+class SynthOptions:
+    """Everything `animate synth` needs."""
+
+    out: Path
+    train_videos: int = 32
+    test_videos: int = 8
+    frames: int = 48
+    width: int = 128
+    height: int = 192
+    fps: float = 24.0
+    seed: int = 0
+    profile: str = "moore"
+    force: bool = False
+    workers: int | None = None  # videos rendered at once (processes); None = one per core
+
+
+def video_seeds(seed: int, split: str, count: int) -> list[tuple[int, int]]:
+    """(figure seed, dance seed) of a split's videos: 32-bit, from (seed, split, index), the lowest bit = the split."""
+    bit = SPLITS.index(split)
+    states = [np.random.SeedSequence([seed, bit, index]).generate_state(2) for index in range(count)]
+    return [(int(f) >> 1 << 1 | bit, int(d) >> 1 << 1 | bit) for f, d in states]
+
+
+def _check(options: SynthOptions) -> None:
+    """One clear error for a bad option or an output folder that may not be replaced, before any work."""
+    get_profile(options.profile)
+    if options.train_videos < 0 or options.test_videos < 0 or options.train_videos + options.test_videos < 1:
+        raise AnimateError(f"--train and --test must be >= 0 with at least one video, got {options.train_videos} "
+                           f"and {options.test_videos}")
+    if options.seed < 0:
+        raise AnimateError(f"--seed must be >= 0, got {options.seed}")
+    if options.frames < 2:
+        raise AnimateError(f"--frames must be at least 2, got {options.frames}")
+    if options.width < 16 or options.height < 16 or options.width % 2 or options.height % 2:
+        raise AnimateError(f"-W and -H must be even and at least 16 (h264), got {options.width}x{options.height}")
+    if options.workers is not None and options.workers < 1:
+        raise AnimateError(f"--workers must be at least 1, got {options.workers}")
+    if not options.fps > 0:
+        raise AnimateError(f"--fps must be positive, got {options.fps}")
+    out = Path(options.out)
+    if out.exists() and not out.is_dir():
+        raise AnimateError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not options.force:
+        raise AnimateError(f"{out} is not empty; pass --force to replace it")
+
+
+def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int], options: SynthOptions) -> dict:
+    """Render one figure's dance, its pose video, keypoints and reference photo under root; its meta entry."""
+    figure_seed, dance_seed = seeds
+    width, height = options.width, options.height
+    figure = Figure.from_seed(figure_seed)
+    background = make_background(dance_seed, width, height)
+    body, hands, face = make_dance(dance_seed, options.frames, options.fps, width, height, figure)
+    video_path = f"{VIDEOS}/{name}.mp4"
+    with VideoWriter(root / video_path, options.fps) as writer:
+        for f in range(options.frames):
+            writer.write(draw_figure(figure, body[f], hands[f], width, height, background)[0])
+    seq = PoseSequence(body, hands, face, width, height, options.fps)
+    pose_path, keypoints_path = output_names(name)
+    render_pose_video(seq, root / pose_path, options.profile)
+    seq.save(root / keypoints_path)
+    ref_body, ref_hands, _ = neutral_pose(figure, width, height, dance_seed)
+    ref_path = f"{REFS}/{name}.png"
+    (root / REFS).mkdir(exist_ok=True)
+    Image.fromarray(draw_figure(figure, ref_body, ref_hands, width, height, background)[0]).save(root / ref_path)
+    return {"video_path": video_path, "kps_path": pose_path, "keypoints_path": keypoints_path,
+            "frames": options.frames, "fps": options.fps, "width": width, "height": height, "split": split,
+            "ref_path": ref_path, "figure_seed": figure_seed, "dance_seed": dance_seed}
+
+
+def _render(root: Path, jobs: list[tuple[str, str, tuple[int, int]]], options: SynthOptions) -> list[dict]:
+    """Every video's files and meta entry, in job order: here when one worker, else in spawned processes."""
+    workers = min(options.workers or os.cpu_count() or 1, len(jobs))
+    if workers == 1:
+        return [_write_video(root, *job, options) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_write_video, root, *job, options) for job in jobs]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # nothing may still be writing when the folder goes
+            raise
+
+
+def _publish(built: Path, out: Path) -> None:
+    """Move the finished folder onto out, replacing what is there (checked by _check)."""
+    if out.is_dir():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(built, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(built, out)
+
+
+def synthesize(options: SynthOptions) -> str:
+    """Write the synthetic dataset described by options into options.out; a one-paragraph summary."""
+    _check(options)
+    started = time.perf_counter()
+    out = Path(options.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(built, ignore_errors=True)
+    built.mkdir()
+    try:
+        jobs = [(f"{split}_{index:04d}", split, seeds)
+                for split, count in zip(SPLITS, (options.train_videos, options.test_videos))
+                for index, seeds in enumerate(video_seeds(options.seed, split, count))]
+        entries = _render(built, jobs, options)
+        metas = {"meta": entries, **{f"meta_{split}": [e for e in entries if e["split"] == split] for split in SPLITS}}
+        for name, chosen in metas.items():
+            (built / f"{name}.json").write_text(json.dumps(chosen, indent=1) + "\n")
+        _publish(built, out)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - started
+    return (f"synthesized {len(entries)} videos ({options.train_videos} train, {options.test_videos} test with unseen "
+            f"figures and dances) of {options.frames} frames at {options.width}x{options.height}, {options.fps:g} fps, "
+            f"seed {options.seed}, {options.profile} pose style, in {seconds:.1f} s: {out / 'meta.json'} "
+            f"(meta_train.json, meta_test.json) with {VIDEOS}/, poses/, keypoints/ and {REFS}/")
