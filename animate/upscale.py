@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import AnimateError
 from .models.rrdbnet import UNSHUFFLE, RRDBNet
+from .models.strict import check_state_dict
 from .models.srvgg import SRVGGNetCompact
 
 
@@ -102,21 +103,6 @@ def _srvgg(state: dict[str, torch.Tensor], source: str) -> SRVGGNetCompact:
     return SRVGGNetCompact(3, 3, first[0], len(convs) - 2, upscale)
 
 
-def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    expected = model.state_dict()
-    arch = type(model).__name__
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    more = lambda items: f" (and {len(items) - 1} more)" if len(items) > 1 else ""  # noqa: E731
-    if missing:
-        raise AnimateError(f"{source}: missing key {missing[0]!r} for {arch}{more(missing)}")
-    if unexpected:
-        raise AnimateError(f"{source}: unexpected key {unexpected[0]!r} for {arch}{more(unexpected)}")
-    for key, value in expected.items():
-        if state[key].shape != value.shape:
-            raise AnimateError(f"{source}: {key!r} has shape {list(state[key].shape)}, {arch} expects {list(value.shape)}")
-
-
 def build_sr_model(state_dict: dict[str, torch.Tensor], source: str) -> tuple[nn.Module, int]:
     """(network in eval mode, native scale) for an RRDBNet or SRVGGNetCompact state dict, detected and loaded strictly."""
     model: nn.Module
@@ -128,7 +114,7 @@ def build_sr_model(state_dict: dict[str, torch.Tensor], source: str) -> tuple[nn
         model, scale = srvgg, srvgg.upscale
     else:
         raise AnimateError(f"{source}: not a Real-ESRGAN network (no conv_first.weight or body.0.weight)")
-    _check_keys(model, state_dict, source)
+    check_state_dict(model, state_dict, source, type(model).__name__)
     model.load_state_dict(state_dict, strict=True)
     return model.eval(), scale
 

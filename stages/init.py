@@ -9,7 +9,8 @@ from animate.errors import AnimateError
 from animate.models.bundle import AnimateModels
 from animate.models.pose_guider import PoseGuider
 from animate.models.unet import make_denoising_unet, strip_output_head
-from animate.models.weights import check_state_dict, read_state_dict
+from animate.models.strict import check_state_dict
+from animate.models.weights import read_state_dict
 
 CONTROLNET_PREFIX = "controlnet_cond_embedding."
 CONTROLNET_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")

@@ -22,6 +22,7 @@ from ..errors import AnimateError
 from ..paths import model_size_dir
 from .bundle import AnimateModels, build_animate_unets, build_random_models
 from .pose_guider import PoseGuider
+from .strict import check_state_dict
 from .unet import motion_pe_length
 
 MOORE_FILES = {
@@ -181,24 +182,6 @@ def read_checkpoint(path: Path, motion_module: Path | None = None) -> Checkpoint
         checkpoint.denoising_unet = {**two_d, **read_state_dict(Path(motion_module))}
         checkpoint.sources["motion_module"] = Path(motion_module)
     return checkpoint
-
-
-def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: Path, what: str,
-                     keys: set[str] | None = None) -> None:
-    """Exact key and shape match against `model` (restricted to `keys`), else one line naming file and key."""
-    expected = {k: v.shape for k, v in model.state_dict().items() if keys is None or k in keys}
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    more = lambda items: f" (and {len(items) - 1} more)" if len(items) > 1 else ""  # noqa: E731
-    if missing:
-        raise AnimateError(f"{source}: missing key {missing[0]!r} for the {what}{more(missing)}")
-    if unexpected:
-        raise AnimateError(f"{source}: unexpected key {unexpected[0]!r} for the {what}{more(unexpected)}")
-    for key, shape in expected.items():
-        if state[key].shape != shape:
-            raise AnimateError(
-                f"{source}: {key!r} has shape {list(state[key].shape)}, the {what} expects {list(shape)}"
-            )
 
 
 def _pose_guider_channels(state: dict[str, torch.Tensor], source: Path) -> list[int]:
