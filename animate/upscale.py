@@ -14,6 +14,7 @@ from torch import nn
 from .errors import AnimateError
 from .models.rrdbnet import UNSHUFFLE, RRDBNet
 from .models.strict import check_state_dict
+from .models.torch_files import load_torch_file
 from .models.srvgg import SRVGGNetCompact
 
 
@@ -51,16 +52,7 @@ def read_sr_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise AnimateError(f"{path}: upscaler weight file not found")
-    try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as err:
-            if "mmap" not in str(err):
-                raise
-            state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) pickles
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AnimateError(f"{path}: not a readable weight file ({reason[:200]})") from None
+    state = load_torch_file(path)
     if isinstance(state, dict):
         state = next((state[k] for k in ("params_ema", "params") if isinstance(state.get(k), dict)), state)
     if not isinstance(state, dict) or not state or not all(

@@ -23,6 +23,7 @@ from ..paths import model_size_dir
 from .bundle import AnimateModels, build_animate_unets, build_random_models
 from .pose_guider import PoseGuider
 from .strict import check_state_dict
+from .torch_files import load_torch_file
 from .unet import motion_pe_length
 
 MOORE_FILES = {
@@ -64,22 +65,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise AnimateError(f"{path}: weight file not found")
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors":
+        try:
             with safe_open(str(path), "pt") as f:
                 state = {k: f.get_tensor(k) for k in f.keys()}
-        else:
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as err:
-                if "mmap" not in str(err):
-                    raise
-                state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) pickles
-    except AnimateError:
-        raise
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AnimateError(f"{path}: not a readable weight file ({reason[:200]})") from None
+        except Exception as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise AnimateError(f"{path}: not a readable weight file ({reason[:200]})") from None
+    else:
+        state = load_torch_file(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
