@@ -47,12 +47,27 @@ class FrameDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / 127.5 - 1
 
 
+@torch.no_grad()
+def narrow_posterior(vae, logvar: float) -> None:
+    """Start every latent's posterior log-variance at `logvar` (quant_conv's second half: zero weights, that bias).
+
+    A random encoder's posterior has unit variance, so the decoder first learns from latents drowned in noise and
+    the low KL weight shrinks that noise only slowly; starting narrow skips that phase.
+    """
+    half = vae.quant_conv.out_channels // 2
+    vae.quant_conv.weight[half:].zero_()
+    vae.quant_conv.bias[half:].fill_(logvar)
+
+
 def autoencoder_loss(vae, images: torch.Tensor, kl_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """L1 + MSE reconstruction of a sampled latent plus kl_weight × KL; returns (loss, the L1 part)."""
-    posterior = vae.encode(images).latent_dist
-    reconstruction = vae.decode(posterior.sample()).sample
+    """L1 + MSE reconstruction of the posterior mean plus kl_weight × the KL's mean term; returns (loss, the L1 part).
+
+    The posterior's width takes no gradient: it stays as `narrow_posterior` set it (see the module docstring).
+    """
+    mean = vae.encode(images).latent_dist.mean
+    reconstruction = vae.decode(mean).sample
     l1 = F.l1_loss(reconstruction, images)
-    return l1 + F.mse_loss(reconstruction, images) + kl_weight * posterior.kl().mean(), l1
+    return l1 + F.mse_loss(reconstruction, images) + kl_weight * 0.5 * mean.pow(2).sum((1, 2, 3)).mean(), l1
 
 
 @torch.no_grad()
@@ -76,6 +91,8 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
 
     models = load_models(cfg.init.weights)
     vae = models.vae.train().requires_grad_(True)
+    if cfg.init.posterior_logvar is not None:
+        narrow_posterior(vae, cfg.init.posterior_logvar)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=run.learning_rate, weight_decay=run.weight_decay)
     dataset = FrameDataset(list(cfg.data.meta), cfg.data.width, cfg.data.height,
                            run.max_steps * run.batch_size * run.gradient_accumulation, run.seed)

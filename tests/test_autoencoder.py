@@ -1,12 +1,14 @@
 """The small size's autoencoder training: it learns to reconstruct, its latents get unit variance, the set loads."""
 
+import math
+
 import torch
 from torch.utils.data import DataLoader
 
 from animate.models.bundle import build_random_models
 from animate.models.weights import load_models
 from animate.paths import CONFIG_DIR
-from stages.autoencoder import FrameDataset, autoencoder_loss, latent_scaling_factor
+from stages.autoencoder import FrameDataset, autoencoder_loss, latent_scaling_factor, narrow_posterior
 
 
 def test_reconstruction_improves_when_fitting_one_batch(dataset):
@@ -48,3 +50,19 @@ def test_train_command_writes_a_weight_set_with_the_trained_autoencoder(dataset,
     again = run_cli(["train", "autoencoder", "--config", CONFIG_DIR / "train" / "autoencoder_tiny.yaml",
                      f"data.meta=[{dataset}]", f"train.output_dir={tmp_path}/ae", "train.max_steps=1"])
     assert again.code == 2 and again.err.strip() == f"error: {tmp_path / 'ae' / 'weights'} already exists"
+
+
+def test_the_posterior_starts_narrow_and_training_leaves_its_width(dataset):
+    torch.manual_seed(0)
+    vae = build_random_models("demo", motion=False).vae.train()
+    narrow_posterior(vae, -8.0)
+    images = torch.stack([FrameDataset([dataset], 32, 48, 2, seed=0)[i] for i in range(2)])
+    assert torch.allclose(vae.encode(images).latent_dist.std, torch.tensor(math.exp(-4.0)))
+    before = vae.quant_conv.weight.detach().clone()
+    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    loss, _ = autoencoder_loss(vae, images, 1e-6)
+    loss.backward()
+    optimizer.step()
+    assert torch.equal(vae.quant_conv.weight[4:], before[4:])  # log-variance rows: no gradient, no step
+    assert not torch.equal(vae.quant_conv.weight[:4], before[:4])  # the means train
+    assert torch.allclose(vae.encode(images).latent_dist.std, torch.tensor(math.exp(-4.0)))

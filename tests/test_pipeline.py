@@ -188,3 +188,15 @@ def test_no_motion_ablation_makes_frames_independent():
         assert (a[:, :, 2] - b[:, :, 2]).abs().max() > 1e-3
         assert (spread < 1e-5) if not motion else (spread > 1e-3)
     assert models.denoising_unet.frame_inputs.motion  # switched back on after the call
+
+
+def test_demo_size_runs_at_the_vae_scale_of_four():
+    demo = AnimatePipeline(build_random_models("demo", seed=0))
+    assert demo.models.latent_scale == 4
+    tall_poses = ArrayPoses(np.random.default_rng(0).integers(0, 255, (3, 48, 32, 3), dtype=np.uint8))
+    latents = demo.denoise(PHOTO, tall_poses, settings(width=32, height=48), progress=False)
+    assert latents.shape == (1, 4, 3, 12, 8)
+    frames = np.concatenate(list(demo.decode(latents)))
+    assert frames.shape == (3, 48, 32, 3)
+    with pytest.raises(AnimateError, match="multiples of 4"):
+        demo.denoise(PHOTO, tall_poses, settings(width=30, height=48), progress=False)

@@ -192,3 +192,15 @@ def test_save_refuses_a_non_empty_folder(tiny, tmp_path):
         save_weight_set(tiny, tmp_path / "taken")
     assert (tmp_path / "taken" / "x").read_text() == "keep"
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # no staging folder left
+
+
+def test_pose_guider_depth_comes_from_the_file_and_must_match_the_vae(tmp_path):
+    demo = build_random_models("demo", seed=1)
+    assert demo.pose_guider.channels == [16, 32, 64]
+    loaded = load_models(save_weight_set(demo, tmp_path / "demo", "ours", torch.float32))
+    assert loaded.pose_guider.channels == [16, 32, 64] and loaded.latent_scale == 4
+    mixed = build_random_models("tiny", seed=1)
+    mixed.vae = demo.vae
+    save_weight_set(mixed, tmp_path / "mixed", "ours", torch.float32)
+    with pytest.raises(AnimateError, match="pose guider downsamples by 8 but the VAE by 4"):
+        load_models(tmp_path / "mixed")

@@ -8,6 +8,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from omegaconf import OmegaConf
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from ..errors import AnimateError
 from ..paths import model_size_dir
 from .pose_guider import PoseGuider
 from .unet import build_unet, make_denoising_unet, strip_output_head
@@ -27,6 +28,18 @@ class AnimateModels:
     def modules(self) -> dict[str, torch.nn.Module]:
         """The models by field name."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "profile"}
+
+    @property
+    def latent_scale(self) -> int:
+        """Pixels per latent pixel: 2 ** (VAE levels - 1), as in diffusers (8 for SD's VAE, 4 for the demo size's)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def check_scales(self) -> None:
+        """Refuse a pose guider whose downsampling differs from the VAE's (its features must match the latents)."""
+        pose_scale = 2 ** (len(self.pose_guider.channels) - 1)
+        if pose_scale != self.latent_scale:
+            raise AnimateError(f"the pose guider downsamples by {pose_scale} but the VAE by {self.latent_scale}: "
+                               "they come from different model sizes")
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "AnimateModels":
         """Move every model (in place) and return self."""

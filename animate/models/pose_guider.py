@@ -30,7 +30,7 @@ class PoseGuider(nn.Module):
         return [self.conv_in.out_channels] + [b.out_channels for b in self.blocks[1::2]]
 
     def forward(self, pose: torch.Tensor) -> torch.Tensor:
-        """[N, 3, H, W] pose images in [0, 1] → [N, out_channels, H/8, W/8]."""
+        """[N, 3, H, W] pose images in [0, 1] → [N, out_channels, H/s, W/s], s = 2 ** (len(channels) - 1)."""
         x = F.silu(self.conv_in(pose))
         for block in self.blocks:
             x = F.silu(block(x))

@@ -179,10 +179,13 @@ def read_checkpoint(path: Path, motion_module: Path | None = None) -> Checkpoint
 
 
 def _pose_guider_channels(state: dict[str, torch.Tensor], source: Path) -> list[int]:
-    try:
-        return [state["conv_in.weight"].shape[0]] + [state[f"blocks.{i}.weight"].shape[0] for i in (1, 3, 5)]
-    except KeyError as err:
-        raise AnimateError(f"{source}: missing key {err.args[0]!r} for the pose guider") from None
+    """conv_in's width, then each stride-2 block's (blocks 1, 3, ...: three in the released guider)."""
+    if "conv_in.weight" not in state:
+        raise AnimateError(f"{source}: missing key 'conv_in.weight' for the pose guider")
+    strided = sorted(int(k.split(".")[1]) for k in state if k.startswith("blocks.") and k.endswith(".weight"))[1::2]
+    if not strided:
+        raise AnimateError(f"{source}: the pose guider has no blocks")
+    return [state["conv_in.weight"].shape[0]] + [state[f"blocks.{i}.weight"].shape[0] for i in strided]
 
 
 def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[nn.Module, nn.Module, PoseGuider]:
@@ -241,6 +244,7 @@ def load_models(spec: str | Path, profile: str | None = None, motion_module: Pat
         vae = _load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder)
         encoder = _load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder", folder)
         models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile)
+    models.check_scales()
     if profile is not None:
         models.profile = profile
     return models

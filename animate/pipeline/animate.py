@@ -100,7 +100,7 @@ class AnimatePipeline:
         return motion_pe_length(self.models.denoising_unet)
 
     def encode_reference(self, image: Image.Image, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reference latents [1, 4, H/8, W/8] (the VAE posterior mean, scaled) and CLIP context [1, 1, D]."""
+        """Reference latents [1, 4, H/s, W/s] (s: the VAE's scale) (the VAE posterior mean, scaled) and CLIP context [1, 1, D]."""
         vae, encoder = self.models.vae, self.models.image_encoder
         with self._using(vae, encoder):
             pixels = vae_pixels(image, width, height).to(self.device, self.dtype)
@@ -110,8 +110,10 @@ class AnimatePipeline:
 
     def check(self, settings: AnimateSettings) -> None:
         """Reject settings the loaded models cannot run, with one clear line."""
-        if settings.width % 8 or settings.height % 8 or settings.width < 8 or settings.height < 8:
-            raise AnimateError(f"width and height must be positive multiples of 8, got {settings.width}x{settings.height}")
+        scale = self.models.latent_scale
+        if settings.width % scale or settings.height % scale or settings.width < scale or settings.height < scale:
+            raise AnimateError(f"width and height must be positive multiples of {scale} (the VAE's scale), "
+                               f"got {settings.width}x{settings.height}")
         if settings.context_frames < 1:
             raise AnimateError(f"--context-frames must be at least 1, got {settings.context_frames}")
         limit = self.max_context_frames
@@ -125,15 +127,16 @@ class AnimatePipeline:
             raise AnimateError(f"--steps must be at least 1, got {settings.steps}")
 
     def initial_latents(self, num_frames: int, settings: AnimateSettings) -> torch.Tensor:
-        """Seeded Gaussian noise [1, 4, F, H/8, W/8], drawn on the CPU so a seed gives the same video on any device."""
+        """Seeded Gaussian noise [1, 4, F, H/s, W/s], drawn on the CPU so a seed gives the same video on any device."""
         generator = torch.Generator().manual_seed(settings.seed)
-        shape = (1, self.models.denoising_unet.config.in_channels, num_frames, settings.height // 8, settings.width // 8)
+        scale = self.models.latent_scale
+        shape = (1, self.models.denoising_unet.config.in_channels, num_frames, settings.height // scale, settings.width // scale)
         return torch.randn(shape, generator=generator, dtype=torch.float32)
 
     @torch.no_grad()
     def denoise(self, image: Image.Image, poses: PoseFrames, settings: AnimateSettings,
                 latents: torch.Tensor | None = None, progress: bool = True) -> torch.Tensor:
-        """Denoised latents [1, 4, F, H/8, W/8] for every pose frame."""
+        """Denoised latents [1, 4, F, H/s, W/s] for every pose frame."""
         self.check(settings)
         num_frames = len(poses)
         if num_frames < 1:
