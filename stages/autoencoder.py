@@ -3,8 +3,11 @@
     animate train autoencoder --config configs/train/autoencoder_tiny.yaml [key=value ...]
 
 The loss is SD's without its perceptual and adversarial terms (their networks are not available here): L1 + MSE
-reconstruction and a small KL. At the end the latent scaling factor is set so the latents have unit variance on the
-data, as SD's 0.18215 does for its VAE, and a whole weight set (the rest as `init.weights` gave it) is written.
+reconstruction and SD's small KL weight. The posterior's width is set narrow at the start and not trained: decoding
+the mean and taking only the KL's mean term leave the log-variance without gradient. (Trained, the width only grew:
+Adam's steps do not shrink with the KL's tiny weight, and the latents drowned in noise.) At the end the latent
+scaling factor is set so the latents have unit variance on the data, as SD's 0.18215 does for its VAE, and a whole
+weight set (the rest as `init.weights` gave it) is written.
 """
 
 from pathlib import Path
