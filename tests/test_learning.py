@@ -23,7 +23,7 @@ from stages.network import AnimateNet
 from stages.objective import training_scheduler
 from stages.step import diffusion_loss, encode_batch
 
-WIDTH, HEIGHT, AUTOENCODER_STEPS, STEPS = 32, 48, 100, 100
+WIDTH, HEIGHT, AUTOENCODER_STEPS, STEPS = 32, 48, 100, 150
 
 
 class ArrayPoses:
