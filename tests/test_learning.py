@@ -15,6 +15,7 @@ from animate.evaluation import psnr
 from animate.models.weights import load_models
 from animate.paths import CONFIG_DIR
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
+from animate.pose.frames import PoseFrames
 from animate.video import read_frames
 from data_tools.synth import SynthOptions, synthesize
 from stages import autoencoder, stage1
@@ -24,19 +25,6 @@ from stages.objective import training_scheduler
 from stages.step import diffusion_loss, encode_batch
 
 WIDTH, HEIGHT, AUTOENCODER_STEPS, STEPS = 32, 48, 100, 150
-
-
-class ArrayPoses:
-    """Pose frames held in an array."""
-
-    def __init__(self, frames: np.ndarray):
-        self.frames = frames
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        return self.frames[start:stop]
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +70,12 @@ def animated_psnr(models, data) -> float:
     scores = []
     for entry in json.loads((data / "meta_train.json").read_text())[:2]:
         truth = np.stack(list(read_frames(data / entry["video_path"], 0, 6)))
-        poses = ArrayPoses(np.stack(list(read_frames(data / entry["kps_path"], 0, 6))))
+        poses = PoseFrames.from_video(data / entry["kps_path"], WIDTH, HEIGHT, 6)
         pipeline = AnimatePipeline(models)
         latents = pipeline.denoise(Image.open(data / entry["ref_path"]), poses,
                                    AnimateSettings(width=WIDTH, height=HEIGHT, steps=10, guidance=1.0, seed=0),
                                    progress=False)
+        poses.close()
         scores.append(psnr(np.concatenate(list(pipeline.decode(latents))) / 255.0, truth / 255.0))
     return float(np.mean(scores))
 
