@@ -52,10 +52,10 @@ class FrameDataset(Dataset):
 
 @torch.no_grad()
 def narrow_posterior(vae, logvar: float) -> None:
-    """Start every latent's posterior log-variance at `logvar` (quant_conv's second half: zero weights, that bias).
+    """Set every latent's posterior log-variance to `logvar` (quant_conv's second half: zero weights, that bias).
 
-    A random encoder's posterior has unit variance, so the decoder first learns from latents drowned in noise and
-    the low KL weight shrinks that noise only slowly; starting narrow skips that phase.
+    A random encoder's posterior has unit variance; this is the width stage 1's sampled latents get instead, and
+    `autoencoder_loss` gives it no gradient, so it stays.
     """
     half = vae.quant_conv.out_channels // 2
     vae.quant_conv.weight[half:].zero_()

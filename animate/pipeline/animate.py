@@ -100,7 +100,7 @@ class AnimatePipeline:
         return motion_pe_length(self.models.denoising_unet)
 
     def encode_reference(self, image: Image.Image, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reference latents [1, 4, H/s, W/s] (s: the VAE's scale) (the VAE posterior mean, scaled) and CLIP context [1, 1, D]."""
+        """Reference latents [1, 4, H/s, W/s] (posterior mean, scaled; s = the VAE's scale), CLIP context [1, 1, D]."""
         vae, encoder = self.models.vae, self.models.image_encoder
         with self._using(vae, encoder):
             pixels = vae_pixels(image, width, height).to(self.device, self.dtype)
@@ -130,7 +130,8 @@ class AnimatePipeline:
         """Seeded Gaussian noise [1, 4, F, H/s, W/s], drawn on the CPU so a seed gives the same video on any device."""
         generator = torch.Generator().manual_seed(settings.seed)
         scale = self.models.latent_scale
-        shape = (1, self.models.denoising_unet.config.in_channels, num_frames, settings.height // scale, settings.width // scale)
+        channels = self.models.denoising_unet.config.in_channels
+        shape = (1, channels, num_frames, settings.height // scale, settings.width // scale)
         return torch.randn(shape, generator=generator, dtype=torch.float32)
 
     @torch.no_grad()
