@@ -7,7 +7,7 @@
 set -euo pipefail
 
 OUT=${1:-runs/demo}
-AE_STEPS=${AE_STEPS:-700}
+AE_STEPS=${AE_STEPS:-1800}
 S1_STEPS=${S1_STEPS:-2200}
 S2_STEPS=${S2_STEPS:-300}
 EVAL_STEPS=${EVAL_STEPS:-10}
