@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     """Write the fp16 weight set and the case's four files into --out (files already there are replaced)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     data = args.run / "data"
+    if not (data / "meta_test.json").is_file():
+        sys.exit(f"error: {data / 'meta_test.json'} not found: is {args.run} a train_demo.sh output folder?")
     entries = {Path(e["video_path"]).stem: e for e in json.loads((data / "meta_test.json").read_text())}
     if args.case not in entries:
         sys.exit(f"error: {args.case} is not in {data / 'meta_test.json'} (held-out: {', '.join(sorted(entries))})")

@@ -46,3 +46,11 @@ def test_an_unknown_case_is_one_line(run, tmp_path):
         ship_demo([str(run), "--case", "test_0009", "--out", str(tmp_path / "x")])
     assert exit_info.value.code == f"error: test_0009 is not in {run / 'data' / 'meta_test.json'} (held-out: test_0000)"
     assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_that_is_not_a_run_is_one_line(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        ship_demo([str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == (f"error: {tmp_path / 'nothing' / 'data' / 'meta_test.json'} not found: "
+                                    f"is {tmp_path / 'nothing'} a train_demo.sh output folder?")
+    assert not (tmp_path / "x").exists()
