@@ -16,6 +16,10 @@ if [ -e "$OUT" ]; then
   echo "error: $OUT already exists (remove it or name another folder)" >&2
   exit 2
 fi
+if [ -n "${DATA:-}" ] && [ ! -f "$DATA/meta_train.json" ]; then
+  echo "error: DATA=$DATA has no meta_train.json (give a folder \`animate synth\` wrote)" >&2
+  exit 2
+fi
 start=$(date +%s)
 data="$OUT/data"
 train_meta="[$data/meta_train.json]"
