@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from animate.errors import AnimateError
+from animate.evaluation import psnr
 from animate.models.weights import load_models
 from stages.datasets import load_meta, read_frames_at
 
@@ -35,12 +36,11 @@ def held_out_frames(meta: str, per_video: int) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruction_scores(vae, frames: torch.Tensor) -> tuple[float, float]:
-    """Mean PSNR (dB, on [0, 1] images) and mean colour error of decoding each frame's posterior mean."""
+    """`animate eval`'s PSNR (dB, float frames in [0, 1]) and the mean colour error of decoding each posterior mean."""
     decoded = vae.decode(vae.encode(frames).latent_dist.mean).sample.clamp(-1, 1)
-    error = (decoded - frames) / 2
-    psnr = (-10 * torch.log10(error.pow(2).mean((1, 2, 3)))).mean().item()
-    colour = (error.mean((2, 3)).abs().mean()).item()
-    return psnr, colour
+    pred, truth = ((x.permute(0, 2, 3, 1).double().numpy() + 1) / 2 for x in (decoded, frames))
+    colour = float(np.abs(pred.mean((1, 2)) - truth.mean((1, 2))).mean())
+    return psnr(pred, truth), colour
 
 
 def main(argv: list[str] | None = None) -> None:
