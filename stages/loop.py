@@ -21,6 +21,8 @@ from .preview import write_preview
 from .step import diffusion_loss, encode_batch
 from .training import StopRequest, resume, save_checkpoint, unconditional_context
 
+LR_SCHEDULES = ("constant", "cosine", "linear")
+
 
 def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, trained: list[torch.nn.Parameter],
                  optimizer: torch.optim.Optimizer, dataset: torch.utils.data.Dataset, cfg, weight_dtype: torch.dtype,
@@ -36,7 +38,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                         num_workers=cfg.data.num_workers)
     if len(loader) == 0:
         raise AnimateError(f"not enough videos for one batch of {run.batch_size} (found {len(dataset)})")
-    lr_schedule = get_scheduler("constant", optimizer)
+    lr_schedule = learning_rate_schedule(optimizer, run, accelerator.num_processes)
     net, optimizer, loader, lr_schedule = accelerator.prepare(net, optimizer, loader, lr_schedule)
     noise_schedule = training_scheduler()
     uncond = unconditional_context(models.image_encoder, run.uncond_clip, accelerator.device, weight_dtype)
@@ -92,6 +94,18 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     accelerator.wait_for_everyone()
     accelerator.end_training()  # stops TensorBoard and destroys the process group
     return output_dir
+
+
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, run, processes: int):
+    """train.lr_schedule (constant | cosine | linear, after train.lr_warmup_steps) over train.max_steps; counted in
+    optimizer steps × processes, because a prepared schedule steps once per process."""
+    if run.lr_schedule not in LR_SCHEDULES:
+        raise AnimateError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {run.lr_schedule!r}")
+    if run.lr_warmup_steps < 0:
+        raise AnimateError(f"train.lr_warmup_steps must be >= 0, got {run.lr_warmup_steps}")
+    name = "constant_with_warmup" if run.lr_schedule == "constant" and run.lr_warmup_steps else run.lr_schedule
+    return get_scheduler(name, optimizer, num_warmup_steps=run.lr_warmup_steps * processes,
+                         num_training_steps=run.max_steps * processes)
 
 
 def check_ranks_agree(accelerator: Accelerator, trained: list[torch.nn.Parameter], output_dir: Path) -> None:

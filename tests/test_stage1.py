@@ -1,7 +1,9 @@
 """Stage-1 training on the tiny size: steps run, checkpoints resume exactly, the weights load in `animate infer`."""
 
 import json
+import math
 import os
+import shutil
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from safetensors.torch import load_file
 from animate.errors import AnimateError
 from animate.paths import CONFIG_DIR
 from stages import stage1, step
+from stages.loop import learning_rate_schedule
 from stages.training import checkpoints
 
 
@@ -55,13 +58,41 @@ def test_only_trained_parts_change(dataset, tmp_path):
 
 
 def test_resume_equals_an_uninterrupted_run(dataset, tmp_path):
-    straight = run(dataset, tmp_path / "a", "train.max_steps=4", "train.checkpoint_every=4")
-    run(dataset, tmp_path / "b", "train.max_steps=2", "train.checkpoint_every=2")
-    resumed = run(dataset, tmp_path / "b", "train.max_steps=4", "train.checkpoint_every=4", resume="latest")
+    # a decaying learning rate: a resumed run that restarted its schedule would take larger steps than the straight one
+    decay = ["train.lr_schedule=cosine", "train.learning_rate=1e-3"]
+    straight = run(dataset, tmp_path / "a", "train.max_steps=4", "train.checkpoint_every=4", *decay)
+    run(dataset, tmp_path / "b", "train.max_steps=4", "train.checkpoint_every=2", *decay, "train.keep_checkpoints=2")
+    shutil.rmtree(tmp_path / "b" / "checkpoint-0000004")  # as if stopped after step 2
+    resumed = run(dataset, tmp_path / "b", "train.max_steps=4", "train.checkpoint_every=4", *decay, resume="latest")
     a = load_file(str(checkpoints(straight)[-1] / "weights" / "animate.safetensors"))
     b = load_file(str(checkpoints(resumed)[-1] / "weights" / "animate.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_learning_rate_schedules(processes):
+    from omegaconf import OmegaConf
+
+    def rates(schedule, warmup):
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        run_cfg = OmegaConf.create({"lr_schedule": schedule, "lr_warmup_steps": warmup, "max_steps": 4})
+        lr_schedule = learning_rate_schedule(optimizer, run_cfg, processes)
+        seen = []
+        for _ in range(4):
+            for _ in range(processes):  # a prepared schedule steps once per process
+                lr_schedule.step()
+            seen.append(lr_schedule.get_last_lr()[0])
+        return pytest.approx(seen)
+
+    assert rates("constant", 0) == [1, 1, 1, 1]
+    assert rates("constant", 2) == [0.5, 1, 1, 1]
+    assert rates("linear", 0) == [0.75, 0.5, 0.25, 0]
+    assert rates("cosine", 0) == [0.5 + 0.5 * math.cos(math.pi * k / 4) for k in range(1, 5)]
+    with pytest.raises(AnimateError, match="train.lr_schedule must be one of constant, cosine, linear, got 'step'"):
+        rates("step", 0)
+    with pytest.raises(AnimateError, match="train.lr_warmup_steps must be >= 0"):
+        rates("linear", -1)
 
 
 def test_a_nan_loss_stops_before_anything_is_overwritten(dataset, tmp_path, monkeypatch):
