@@ -71,6 +71,23 @@ def probe_video(pipeline: AnimatePipeline, schedule: DDPMScheduler, ref: Image.I
     return scores
 
 
+def probe_entry(pipeline: AnimatePipeline, schedule: DDPMScheduler, data: Path, entry: dict, frames: int,
+                timesteps: list[int]) -> list[float]:
+    """One meta_test.json entry's x0 PSNR per timestep, then the photo baseline's PSNR on the same frames."""
+    ref_path = data / "refs" / f"{Path(entry['video_path']).stem}.png"
+    if not ref_path.is_file():
+        raise AnimateError(f"reference photo not found: {ref_path}")
+    ref = Image.open(ref_path).convert("RGB")
+    indices = np.linspace(0, entry["frames"] - 1, frames).round().astype(int)
+    truth = torch.from_numpy(read_frames_at(str(data / entry["video_path"]), indices))
+    truth = truth.permute(0, 3, 1, 2).float() / 127.5 - 1
+    pose = pose_pixels(read_frames_at(str(data / entry["kps_path"]), indices))
+    scores = probe_video(pipeline, schedule, ref, truth, pose, timesteps)
+    photo = torch.from_numpy(np.asarray(ref.resize((truth.shape[-1], truth.shape[-2]), Image.BICUBIC)))
+    photo = photo.permute(2, 0, 1)[None].float() / 127.5 - 1
+    return [scores[t] for t in timesteps] + [psnr(as_frames(photo.expand_as(truth)), as_frames(truth))]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the mean x0 PSNR per timestep over the held-out videos, beside the photo baseline."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -80,27 +97,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: --timesteps must be comma-separated integers, got {args.timesteps!r}")
     if not all(0 <= t <= 999 for t in timesteps):
         sys.exit(f"error: --timesteps must lie in 0..999, got {args.timesteps}")
+    if args.frames < 1:
+        sys.exit(f"error: --frames must be at least 1, got {args.frames}")
     meta = args.data / "meta_test.json"
     if not meta.is_file():
         sys.exit(f"error: {meta} not found (give a folder `animate synth` wrote)")
     torch.manual_seed(args.seed)
     try:
         models = load_models(args.weights, motion=False).to(dtype=torch.float32)
+        pipeline, schedule = AnimatePipeline(models), training_scheduler()
+        rows = [probe_entry(pipeline, schedule, args.data, entry, args.frames, timesteps)
+                for entry in json.loads(meta.read_text())]
     except AnimateError as error:
         sys.exit(f"error: {error}")
-    pipeline, schedule = AnimatePipeline(models), training_scheduler()
-    rows = []
-    for entry in json.loads(meta.read_text()):
-        name = Path(entry["video_path"]).stem
-        indices = np.linspace(0, entry["frames"] - 1, args.frames).round().astype(int)
-        truth = torch.from_numpy(read_frames_at(str(args.data / entry["video_path"]), indices))
-        truth = truth.permute(0, 3, 1, 2).float() / 127.5 - 1
-        pose = pose_pixels(read_frames_at(str(args.data / entry["kps_path"]), indices))
-        ref = Image.open(args.data / "refs" / f"{name}.png").convert("RGB")
-        scores = probe_video(pipeline, schedule, ref, truth, pose, timesteps)
-        photo = torch.from_numpy(np.asarray(ref.resize((truth.shape[-1], truth.shape[-2]), Image.BICUBIC)))
-        photo = photo.permute(2, 0, 1)[None].float() / 127.5 - 1
-        rows.append([scores[t] for t in timesteps] + [psnr(as_frames(photo.expand_as(truth)), as_frames(truth))])
     means = np.mean(rows, axis=0)
     print(f"{len(rows)} held-out videos of {args.data}, {args.frames} frames each, weights {args.weights}\n")
     print("| t | " + " | ".join(map(str, timesteps)) + " | photo baseline |")

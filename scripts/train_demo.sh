@@ -4,8 +4,8 @@
 # Usage: scripts/train_demo.sh [OUT] (default runs/demo; refused if it exists). Step counts: AE_STEPS, S1_STEPS,
 # S2_STEPS, EVAL_STEPS in the environment; DATA=folder reuses a dataset `animate synth` wrote (linked as OUT/data);
 # AUTOENCODER=folder reuses a weight set the autoencoder stage wrote (its folder's `weights`).
-# Prints the wall time of building the model, then of scoring it; `python scripts/ship_demo.py OUT` then copies the weights and a held-out case
-# into examples/.
+# Prints the wall time of building the model, then of scoring it; `python scripts/ship_demo.py OUT` then copies the
+# weights and a held-out case into examples/.
 set -euo pipefail
 
 OUT=${1:-runs/demo}

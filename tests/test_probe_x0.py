@@ -41,15 +41,29 @@ def test_the_table_has_a_score_per_timestep_and_the_photo_baseline(synth_split, 
     assert len(scores) == 3 and all(math.isfinite(s) and s > 0 for s in scores)
 
 
-@pytest.mark.parametrize("timesteps, message", [("999,x", "must be comma-separated integers, got '999,x'"),
-                                                ("1000", "must lie in 0..999, got 1000")])
-def test_bad_timesteps_are_one_line(tmp_path, timesteps, message):
+@pytest.mark.parametrize("option, value, message", [
+    ("--timesteps", "999,x", "--timesteps must be comma-separated integers, got '999,x'"),
+    ("--timesteps", "1000", "--timesteps must lie in 0..999, got 1000"),
+    ("--frames", "0", "--frames must be at least 1, got 0")])
+def test_bad_options_are_one_line(tmp_path, option, value, message):
     with pytest.raises(SystemExit) as exit_info:
-        script["main"](["--data", str(tmp_path), "--weights", "random:tiny", "--timesteps", timesteps])
-    assert exit_info.value.code == f"error: --timesteps {message}"
+        script["main"](["--data", str(tmp_path), "--weights", "random:tiny", option, value])
+    assert exit_info.value.code == f"error: {message}"
+
+
+def test_a_missing_reference_photo_is_one_line(synth_split, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_split, data)
+    (data / "refs" / "test_0000.png").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        script["main"](["--data", str(data), "--weights", "random:tiny"])
+    assert exit_info.value.code == f"error: reference photo not found: {data / 'refs' / 'test_0000.png'}"
 
 
 def test_a_folder_without_a_test_split_is_one_line(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         script["main"](["--data", str(tmp_path), "--weights", "random:tiny"])
-    assert exit_info.value.code == f"error: {tmp_path / 'meta_test.json'} not found (give a folder `animate synth` wrote)"
+    meta = tmp_path / "meta_test.json"
+    assert exit_info.value.code == f"error: {meta} not found (give a folder `animate synth` wrote)"
