@@ -40,7 +40,7 @@ class StageSetup:
 # tiny: the tiny configs' sizes; demo: scripts/train_demo.sh's; sd15: the release settings (stage 1 768² batch 4; stage 2 512², 24 frames, stride 4).
 SETUPS = {
     "tiny": {"stage1": StageSetup(64, 96, 2), "stage2": StageSetup(64, 96, 1, 4, 2)},
-    "demo": {"stage1": StageSetup(64, 96, 4), "stage2": StageSetup(64, 96, 1, 8, 1)},
+    "demo": {"stage1": StageSetup(64, 96, 16), "stage2": StageSetup(64, 96, 1, 8, 1)},
     "sd15": {"stage1": StageSetup(768, 768, 4), "stage2": StageSetup(512, 512, 1, 24, 4)},
 }
 COLUMNS = ("stage", "size", "crop", "batch × frames", "precision", "steps/s", "s/step", "samples/s", "peak RSS MiB",

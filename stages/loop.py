@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -96,7 +97,8 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     return output_dir
 
 
-def learning_rate_schedule(optimizer: torch.optim.Optimizer, run, processes: int):
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, run: DictConfig,
+                           processes: int) -> torch.optim.lr_scheduler.LambdaLR:
     """train.lr_schedule (constant | cosine | linear, after train.lr_warmup_steps) over train.max_steps; counted in
     optimizer steps × processes, because a prepared schedule steps once per process."""
     if run.lr_schedule not in LR_SCHEDULES:
