@@ -4,6 +4,7 @@ import torch
 from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 
+from animate.dtypes import accumulation_dtype
 from animate.pipeline.schedulers import NOISE_SCHEDULE
 
 
@@ -39,7 +40,8 @@ def target(scheduler: DDPMScheduler, latents: torch.Tensor, noise: torch.Tensor,
 
 def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Mean squared error per sample, weighted per sample, averaged over the batch."""
-    per_sample = (prediction.float() - target.float()).pow(2).flatten(1).mean(1)
+    dtype = accumulation_dtype(prediction.dtype, target.dtype)
+    per_sample = (prediction.to(dtype) - target.to(dtype)).pow(2).flatten(1).mean(1)
     return (per_sample * weights).mean() if weights is not None else per_sample.mean()
 
 

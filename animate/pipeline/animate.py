@@ -11,6 +11,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from ..dtypes import accumulation_dtype
 from ..errors import AnimateError
 from ..models.bundle import AnimateModels
 from ..models.reference import ReferenceAttention
@@ -137,7 +138,7 @@ class AnimatePipeline:
     @torch.no_grad()
     def denoise(self, image: Image.Image, poses: PoseFrames, settings: AnimateSettings,
                 latents: torch.Tensor | None = None, progress: bool = True) -> torch.Tensor:
-        """Denoised latents [1, 4, F, H/s, W/s] for every pose frame."""
+        """Denoised latents [1, 4, F, H/s, W/s] for every pose frame: float32, or float64 when the models run in float64."""
         self.check(settings)
         num_frames = len(poses)
         if num_frames < 1:
@@ -151,7 +152,7 @@ class AnimatePipeline:
         scheduler.set_timesteps(settings.steps, device=self.device)
         if latents is None:
             latents = self.initial_latents(num_frames, settings)
-        latents = latents.to(self.device, torch.float32) * scheduler.init_noise_sigma
+        latents = latents.to(self.device, accumulation_dtype(self.dtype)) * scheduler.init_noise_sigma
 
         motion = settings.motion and self.max_context_frames is not None
         overlap = settings.context_overlap if motion else 0
@@ -175,7 +176,7 @@ class AnimatePipeline:
                         else:
                             self.reference.select(torch.full((n,), reference_row, dtype=torch.long, device=self.device))
                         models.denoising_unet.frame_inputs.motion = motion
-                        out = denoise_video(models.denoising_unet, x, t, context, pose_features).float()
+                        out = denoise_video(models.denoising_unet, x, t, context, pose_features).to(latents.dtype)
                         if guided:
                             out = classifier_free_guidance(out, settings.guidance)
                         prediction[:, :, window.start : window.stop] += out * weight[None, None, :, None, None]
