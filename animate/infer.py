@@ -155,7 +155,7 @@ def open_session(options: InferOptions) -> InferSession:
     """Load the weight set once onto the device (the model-level options: weights, profile, device, dtype, offload)."""
     device, dtype = resolve_device(options.device, options.dtype)
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
-    pipeline = AnimatePipeline(models, device, dtype, offload=options.offload)
+    pipeline = AnimatePipeline.for_inference(models, device, dtype, offload=options.offload)
     notes = [f"loaded {options.weights}: {describe(models)}"]
     if str(options.weights).startswith("random:"):
         notes.insert(0, "note: random weights — the video shows structure only, not a person (demo until a trained "

@@ -128,7 +128,7 @@ def measure_one(args: argparse.Namespace, num_frames: int) -> dict:
     on the step count (every step reads the same windows, decoding is the same), so one step measures it.
     """
     settings = settings_of(args)
-    pipeline = AnimatePipeline(load(args), args.torch_device, args.torch_dtype)
+    pipeline = AnimatePipeline.for_inference(load(args), args.torch_device, args.torch_dtype)
     pipeline.check(settings)
     counter = CallCounter(pipeline.models.denoising_unet)
     reference = Image.fromarray(draw_person(synthetic_dance(1, seed=1)[0], args.width, args.height, seed=1))

@@ -32,11 +32,11 @@ from animate.pipeline.animate import AnimatePipeline, AnimateSettings
 from animate.pipeline.schedulers import NOISE_SCHEDULE
 from stages.network import AnimateNet
 from stages.step import diffusion_loss
-from stages.training import enable_checkpointing
 
 OUT = REPO_ROOT / "tests" / "data" / "golden_call"
 PIPELINE_CASES = {"full": {}, "no_reference": {"reference": False}, "no_motion": {"motion": False}}
 SIZE = 128  # pixels: 16x16 latents
+TRAINED = ("reference_unet", "denoising_unet", "pose_guider")  # the weight files' names of the trained models
 
 
 def seeded(name: str, shape, offset: int = 0) -> torch.Tensor:
@@ -50,8 +50,8 @@ def golden_models(motion: bool) -> AnimateModels:
     other vectors N(0, 0.01); the zero-initialised pose-guider output and motion projections are opened with them."""
     models = build_random_models("tiny", seed=5, motion=motion).to(dtype=torch.float64)
     with torch.no_grad():
-        for part, module in models.modules().items():
-            for name, param in module.named_parameters():
+        for part in ("vae", "image_encoder", *TRAINED):
+            for name, param in getattr(models, part).named_parameters():
                 draw = seeded(f"{part}.{name}", param.shape)
                 if param.dim() >= 2:
                     param.copy_(draw / param[0].numel() ** 0.5)
@@ -81,8 +81,7 @@ def golden_sampler():
 
 def trainable_parameters(models: AnimateModels) -> list[tuple[str, torch.nn.Parameter]]:
     """The three trained models' parameters under their weight-file names, sorted."""
-    named = [(f"{part}.{name}", param) for part in ("reference_unet", "denoising_unet", "pose_guider")
-             for name, param in getattr(models, part).named_parameters()]
+    named = [(f"{part}.{name}", param) for part in TRAINED for name, param in getattr(models, part).named_parameters()]
     return sorted(named, key=lambda item: item[0])
 
 
@@ -102,7 +101,7 @@ class ArrayPoses:
 
 def pipeline_latents(reference: bool = True, motion: bool = True) -> torch.Tensor:
     """The tiny pipeline's float64 latents [1, 4, 6, 16, 16] for a seeded photo, pose images and noise."""
-    pipeline = AnimatePipeline(golden_models(motion=True), "cpu", torch.float64)
+    pipeline = AnimatePipeline.for_inference(golden_models(motion=True), "cpu", torch.float64)
     generator = torch.Generator().manual_seed(7)
     photo = Image.fromarray(torch.randint(0, 256, (SIZE, SIZE, 3), generator=generator, dtype=torch.uint8).numpy())
     poses = ArrayPoses(torch.randint(0, 256, (6, SIZE, SIZE, 3), generator=generator, dtype=torch.uint8).numpy())
@@ -127,9 +126,9 @@ def training_step(stage: int, checkpointing: bool = False) -> tuple[torch.Tensor
     """One float64 training forward and backward of stage 1 (frames 1) or stage 2 (frames 3, motion modules): the
     loss and the gradient statistics. Sample 1 of 2 is dropped (trained without reference)."""
     models = golden_models(motion=stage == 2)
-    net = AnimateNet(models.reference_unet, models.denoising_unet, models.pose_guider).train()
+    net = AnimateNet(models.reference_net, models.animate_unet).train()
     if checkpointing:
-        enable_checkpointing(models.denoising_unet)
+        models.animate_unet.enable_gradient_checkpointing()
     frames = 1 if stage == 1 else 3
     latents = seeded("latents", (2, 4, frames, 16, 16))
     reference = seeded("reference", (2, 4, 16, 16))

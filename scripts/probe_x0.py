@@ -20,7 +20,6 @@ from PIL import Image
 
 from animate.errors import AnimateError
 from animate.evaluation import psnr
-from animate.models.unet import denoise_video
 from animate.models.weights import load_models
 from animate.pipeline.animate import AnimatePipeline, pose_pixels
 from stages.datasets import read_frames_at
@@ -57,17 +56,15 @@ def probe_video(pipeline: AnimatePipeline, schedule: DDPMScheduler, ref: Image.I
     scale = models.vae.config.scaling_factor
     latents = (models.vae.encode(truth).latent_dist.mean * scale).permute(1, 0, 2, 3)[None]  # [1, 4, n, h, w]
     reference, context = pipeline.encode_reference(ref, truth.shape[-1], truth.shape[-2])
-    pipeline.reference.encode(reference, context)
-    pipeline.reference.select(torch.zeros(len(truth), dtype=torch.long))
+    tokens = models.reference_net(reference, context)
     features = models.pose_guider(pose)
     scores = {}
     for t in timesteps:
         step = torch.tensor(t)
         noisy = schedule.add_noise(latents, torch.randn_like(latents), step)
-        velocity = denoise_video(models.denoising_unet, noisy, step, context, features).float()
+        velocity = models.animate_unet(noisy, step, context, features, reference=tokens).float()
         x0 = x0_from_velocity(schedule, noisy, velocity, t)[0].permute(1, 0, 2, 3)
         scores[t] = psnr(as_frames(models.vae.decode(x0 / scale).sample), as_frames(truth))
-    pipeline.reference.clear()
     return scores
 
 
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     try:
         models = load_models(args.weights, motion=False).to(dtype=torch.float32)
-        pipeline, schedule = AnimatePipeline(models), training_scheduler()
+        pipeline, schedule = AnimatePipeline.for_inference(models), training_scheduler()
         rows = [probe_entry(pipeline, schedule, args.data, entry, args.frames, timesteps)
                 for entry in json.loads(meta.read_text())]
     except AnimateError as error:

@@ -71,7 +71,7 @@ def load_and_run(folder: Path) -> dict:
             return np.zeros((b - a, 128, 128, 3), np.uint8)
 
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8))
-    pipeline = AnimatePipeline(models, "cpu", torch.float32)
+    pipeline = AnimatePipeline.for_inference(models, "cpu", torch.float32)
     start = time.time()
     latents = pipeline.denoise(photo, Poses(), AnimateSettings(128, 128, steps=2, context_frames=8), progress=False)
     frames = np.concatenate(list(pipeline.decode(latents)))

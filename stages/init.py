@@ -8,8 +8,9 @@ from transformers import CLIPVisionModelWithProjection
 from animate.errors import AnimateError
 from animate.models.bundle import AnimateModels
 from animate.models.pose_guider import PoseGuider
-from animate.models.unet import make_denoising_unet, strip_output_head
+from animate.models.reference import ReferenceNet
 from animate.models.strict import check_state_dict
+from animate.models.unet import AnimateUNet
 from animate.models.weights import read_state_dict
 
 CONTROLNET_PREFIX = "controlnet_cond_embedding."
@@ -40,11 +41,10 @@ def models_from_image_variations(base: Path, controlnet: Path | None) -> Animate
     for sub in ("unet", "vae", "image_encoder"):
         if not (base / sub / "config.json").is_file():
             raise AnimateError(f"{base}: no {sub}/config.json (expected an sd-image-variations-diffusers folder)")
-    reference = UNet2DConditionModel.from_pretrained(base / "unet")
-    strip_output_head(reference)
-    denoising = make_denoising_unet(UNet2DConditionModel.from_pretrained(base / "unet"), None)
+    reference = ReferenceNet(UNet2DConditionModel.from_pretrained(base / "unet"))
+    denoising = UNet2DConditionModel.from_pretrained(base / "unet")
     width = denoising.config.block_out_channels[0]
     pose_guider = pose_guider_from_controlnet(controlnet, width) if controlnet else PoseGuider(width)
     return AnimateModels(AutoencoderKL.from_pretrained(base / "vae"),
                          CLIPVisionModelWithProjection.from_pretrained(base / "image_encoder"),
-                         reference, denoising, pose_guider, profile="ours")
+                         reference, AnimateUNet(denoising, pose_guider), profile="ours")

@@ -34,7 +34,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     """
     run = cfg.train
     output_dir = Path(run.output_dir)
-    net = AnimateNet(models.reference_unet, models.denoising_unet, models.pose_guider).to(torch.float32)
+    net = AnimateNet(models.reference_net, models.animate_unet).to(torch.float32)
     loader = DataLoader(dataset, batch_size=run.batch_size, shuffle=True, drop_last=True,
                         num_workers=cfg.data.num_workers)
     if len(loader) == 0:
@@ -79,8 +79,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                 if accelerator.is_main_process:
                     net.eval()
                     with accelerator.autocast():
-                        write_preview(models, accelerator.unwrap_model(net).reference, cfg, preview_frames, step,
-                                      output_dir)
+                        write_preview(models, cfg, preview_frames, step, output_dir)
                     net.train()
                 accelerator.wait_for_everyone()
             if done:

@@ -4,11 +4,10 @@ import torch
 from diffusers import UNet2DConditionModel
 from torch import nn
 
-from animate.models.pose_guider import PoseGuider
-from animate.models.reference import ReferenceAttention
-from animate.models.unet import denoise_video
+from animate.models.reference import ReferenceNet
+from animate.models.unet import AnimateUNet
 
-from .objective import reference_rows
+from .objective import reference_index
 
 
 def unread_reference_parameters(reference_unet: UNet2DConditionModel) -> list[str]:
@@ -24,24 +23,19 @@ def unread_reference_parameters(reference_unet: UNet2DConditionModel) -> list[st
 class AnimateNet(nn.Module):
     """One training forward: reference latents + CLIP context + pose images + noisy latents → the UNet's prediction."""
 
-    def __init__(self, reference_unet: UNet2DConditionModel, denoising_unet: UNet2DConditionModel,
-                 pose_guider: PoseGuider):
+    def __init__(self, reference_net: ReferenceNet, animate_unet: AnimateUNet):
         super().__init__()
-        self.reference_unet = reference_unet
-        self.denoising_unet = denoising_unet
-        self.pose_guider = pose_guider
-        self.reference = ReferenceAttention(reference_unet, denoising_unet)
+        self.reference_net = reference_net
+        self.animate_unet = animate_unet
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, reference_latents: torch.Tensor,
                 context: torch.Tensor, pose: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
         """noisy [B, 4, F, h, w], timesteps [B], reference latents [B, 4, h, w], context [B, 1, D],
         pose images [B, F, 3, H, W] in [0, 1], dropped [B] (samples trained without reference) → [B, 4, F, h, w]."""
-        # The reference stays set after the call: gradient checkpointing re-runs attention during backward.
-        frames = noisy.shape[2]
-        self.reference.encode(reference_latents, context)
-        self.reference.select(reference_rows(dropped, frames).to(noisy.device))
-        pose_features = self.pose_guider(pose.flatten(0, 1))
-        prediction = denoise_video(self.denoising_unet, noisy, timesteps, context, pose_features)
+        reference = self.reference_net(reference_latents, context)
+        pose_features = self.animate_unet.pose_guider(pose.flatten(0, 1))
+        prediction = self.animate_unet(noisy, timesteps, context, pose_features, reference=reference,
+                                       reference_index=reference_index(dropped))
         if self.training and dropped.all():  # no row read the reference: keep the ReferenceNet in the graph (DDP)
-            prediction = prediction + 0 * sum(r.key.sum() + r.value.sum() for r in self.reference.readers)
+            prediction = prediction + 0 * sum(tokens.sum() for tokens in reference)
         return prediction

@@ -50,7 +50,6 @@ def drop_mask(batch: int, probability: float, generator: torch.Generator | None 
     return torch.rand(batch, generator=generator) < probability
 
 
-def reference_rows(dropped: torch.Tensor, frames: int) -> torch.Tensor:
-    """Per row of a [B·frames] UNet batch, the reference it reads: its own sample's, or -1 where the sample is dropped."""
-    index = torch.arange(len(dropped)).repeat_interleave(frames)
-    return torch.where(dropped.repeat_interleave(frames), torch.full_like(index, -1), index)
+def reference_index(dropped: torch.Tensor) -> list[int]:
+    """Per sample, the reference it reads: its own, or -1 where the sample is dropped."""
+    return [-1 if drop else sample for sample, drop in enumerate(dropped.tolist())]

@@ -14,14 +14,14 @@ from animate.video import VideoWriter, read_frames
 from .datasets import load_meta
 
 
-def write_preview(models: AnimateModels, reference, cfg, frames: int, step: int, output_dir: Path) -> Path:
+def write_preview(models: AnimateModels, cfg, frames: int, step: int, output_dir: Path) -> Path:
     """ref | pose | result of `frames` pose frames: a PNG for one frame (stage 1), an mp4 for a clip (stage 2)."""
     width, height = cfg.data.width, cfg.data.height
     entry = load_meta(list(cfg.data.meta))[0]
     photo = Image.fromarray(next(read_frames(entry.video, 0, 1))).convert("RGB")
     poses = PoseFrames.from_video(entry.pose, width, height, frames)
     device = next(models.denoising_unet.parameters()).device
-    pipeline = AnimatePipeline(models, device, torch.float32, reference=reference)
+    pipeline = AnimatePipeline(models, device, torch.float32)
     settings = AnimateSettings(width, height, steps=cfg.validation.steps, context_frames=frames,
                                context_overlap=min(4, frames - 1), seed=0)
     try:

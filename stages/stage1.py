@@ -13,7 +13,7 @@ from .datasets import Stage1Dataset
 from .init import models_from_image_variations
 from .loop import run_training
 from .network import unread_reference_parameters
-from .training import enable_checkpointing, start_run
+from .training import start_run
 
 
 def train(config_path: str | Path, overrides: list[str] = (), resume_from: str | None = None) -> Path:
@@ -38,7 +38,7 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     trained = [p for m in (models.reference_unet, models.denoising_unet, models.pose_guider)
                for p in m.parameters() if p.requires_grad]
     if run.gradient_checkpointing:
-        enable_checkpointing(models.denoising_unet)
+        models.animate_unet.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW(trained, lr=run.learning_rate, weight_decay=run.weight_decay)
 
     dataset = Stage1Dataset(list(cfg.data.meta), cfg.data.width, cfg.data.height, cfg.data.sample_margin)

@@ -8,12 +8,11 @@ from pathlib import Path
 import torch
 
 from animate.errors import AnimateError
-from animate.models.unet import add_motion_modules, has_motion_modules
 from animate.models.weights import load_models
 
 from .datasets import Stage2Dataset
 from .loop import run_training
-from .training import enable_checkpointing, start_run
+from .training import start_run
 
 
 def optimizer_for(params: list[torch.nn.Parameter], run) -> torch.optim.Optimizer:
@@ -35,8 +34,8 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     # Models: stage-1 weights frozen; motion modules from AnimateDiff (or zeros), the only trained parameters.
     motion_file = Path(cfg.init.motion_module) if cfg.init.motion_module else None
     models = load_models(cfg.init.weights, motion_module=motion_file)
-    if not has_motion_modules(models.denoising_unet):
-        add_motion_modules(models.denoising_unet, cfg.init.motion_pe_length)
+    if models.animate_unet.motion_pe_length is None:
+        models.animate_unet.add_motion_modules(cfg.init.motion_pe_length)
     for model in models.modules().values():
         model.requires_grad_(False)
     motion = [p for name, p in models.denoising_unet.named_parameters() if ".motion_modules." in name]
@@ -45,7 +44,7 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     models.vae.eval().to(accelerator.device, weight_dtype)
     models.image_encoder.eval().to(accelerator.device, weight_dtype)
     if run.gradient_checkpointing:
-        enable_checkpointing(models.denoising_unet)
+        models.animate_unet.enable_gradient_checkpointing()
     optimizer = optimizer_for(motion, run)
 
     dataset = Stage2Dataset(list(cfg.data.meta), cfg.data.width, cfg.data.height, cfg.data.n_sample_frames,

@@ -109,13 +109,3 @@ def unconditional_context(image_encoder, kind: str, device, dtype) -> torch.Tens
     zero_input = torch.zeros(1, 3, size, size, device=device, dtype=dtype)
     with torch.no_grad():
         return image_encoder(zero_input).image_embeds[:, None]
-
-
-def enable_checkpointing(denoising_unet: torch.nn.Module) -> None:
-    """Gradient checkpointing in the denoising UNet's blocks and motion modules (activations recomputed in backward).
-
-    The ReferenceNet is never checkpointed: a recompute would write its reference features a second time."""
-    denoising_unet.enable_gradient_checkpointing()
-    for module in denoising_unet.modules():
-        if hasattr(module, "temporal_transformer"):
-            module.temporal_transformer.gradient_checkpointing = True

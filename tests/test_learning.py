@@ -55,7 +55,7 @@ def fixed_noise_loss(models, data) -> float:
     uncond = torch.zeros(1, 1, models.image_encoder.config.projection_dim)
     latents, reference, context, pose, dropped = encode_batch(models.vae, models.image_encoder, batch, uncond, 0.0,
                                                              torch.float32)
-    net = AnimateNet(models.reference_unet, models.denoising_unet, models.pose_guider)
+    net = AnimateNet(models.reference_net, models.animate_unet)
     losses = []
     for draw in range(8):
         torch.manual_seed(draw)
@@ -71,7 +71,7 @@ def animated_psnr(models, data) -> float:
     for entry in json.loads((data / "meta_train.json").read_text())[:2]:
         truth = np.stack(list(read_frames(data / entry["video_path"], 0, 6)))
         poses = PoseFrames.from_video(data / entry["kps_path"], WIDTH, HEIGHT, 6)
-        pipeline = AnimatePipeline(models)
+        pipeline = AnimatePipeline.for_inference(models)
         latents = pipeline.denoise(Image.open(data / entry["ref_path"]), poses,
                                    AnimateSettings(width=WIDTH, height=HEIGHT, steps=10, guidance=1.0, seed=0),
                                    progress=False)

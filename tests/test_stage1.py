@@ -182,7 +182,7 @@ def test_loss_falls_when_overfitting_one_batch(dataset):
     batch = torch.utils.data.default_collate([Stage1Dataset([dataset], 64, 96, 4, seed=0)[i] for i in range(2)])
     latents, reference, context, pose, dropped = encode_batch(models.vae, models.image_encoder, batch,
                                                              torch.zeros(1, 1, 64), 0.0, torch.float32)
-    net = AnimateNet(models.reference_unet, models.denoising_unet, models.pose_guider)
+    net = AnimateNet(models.reference_net, models.animate_unet)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
     schedule, losses = training_scheduler(), []
     for step_number in range(30):

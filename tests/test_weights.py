@@ -59,10 +59,10 @@ def test_moore_layout_loads_back_identically(tiny, moore_dir):
 
 def test_loading_assigns_the_file_tensors_without_copying(moore_dir):
     checkpoint = read_checkpoint(moore_dir)
-    reference, denoising, pose_guider = build_from_checkpoint(checkpoint)
-    assert reference.conv_in.weight.data_ptr() == checkpoint.reference_unet["conv_in.weight"].data_ptr()
-    assert pose_guider.conv_in.weight.data_ptr() == checkpoint.pose_guider["conv_in.weight"].data_ptr()
-    assert not any(t.is_meta for t in denoising.state_dict().values())
+    reference_net, animate_unet = build_from_checkpoint(checkpoint)
+    assert reference_net.unet.conv_in.weight.data_ptr() == checkpoint.reference_unet["conv_in.weight"].data_ptr()
+    assert animate_unet.pose_guider.conv_in.weight.data_ptr() == checkpoint.pose_guider["conv_in.weight"].data_ptr()
+    assert not any(t.is_meta for t in animate_unet.state_dict().values())
 
 
 def test_our_safetensors_round_trip_in_fp16(tiny, tmp_path):

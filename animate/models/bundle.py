@@ -11,23 +11,38 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 from ..errors import AnimateError
 from ..paths import model_size_dir
 from .pose_guider import PoseGuider
-from .unet import build_unet, make_denoising_unet, strip_output_head
+from .reference import ReferenceNet
+from .unet import AnimateUNet, build_unet
 
 
 @dataclass
 class AnimateModels:
-    """VAE, CLIP image encoder, ReferenceNet, denoising UNet and pose guider, plus the profile they imply."""
+    """VAE, CLIP image encoder, ReferenceNet and AnimateUNet (denoising UNet + pose guider), plus their profile."""
 
     vae: AutoencoderKL
     image_encoder: CLIPVisionModelWithProjection
-    reference_unet: UNet2DConditionModel
-    denoising_unet: UNet2DConditionModel
-    pose_guider: PoseGuider
+    reference_net: ReferenceNet
+    animate_unet: AnimateUNet
     profile: str = "ours"
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """The models by field name."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "profile"}
+
+    @property
+    def reference_unet(self) -> UNet2DConditionModel:
+        """The ReferenceNet's UNet (weight files: `reference_unet`)."""
+        return self.reference_net.unet
+
+    @property
+    def denoising_unet(self) -> UNet2DConditionModel:
+        """The denoising UNet with its motion modules (weight files: `denoising_unet`)."""
+        return self.animate_unet.unet
+
+    @property
+    def pose_guider(self) -> PoseGuider:
+        """The pose guider (weight files: `pose_guider`)."""
+        return self.animate_unet.pose_guider
 
     @property
     def latent_scale(self) -> int:
@@ -56,15 +71,11 @@ def size_config(size: str) -> dict:
     return config
 
 
-def build_animate_unets(
-    unet_config: dict, pose_guider_channels: list[int], motion_pe: int | None
-) -> tuple[UNet2DConditionModel, UNet2DConditionModel, PoseGuider]:
-    """ReferenceNet (no output head), denoising UNet (+ motion modules when motion_pe is set), pose guider."""
-    reference_unet = build_unet(unet_config)
-    strip_output_head(reference_unet)
-    denoising_unet = make_denoising_unet(build_unet(unet_config), motion_pe)
+def build_animate_unets(unet_config: dict, pose_guider_channels: list[int],
+                        motion_pe: int | None) -> tuple[ReferenceNet, AnimateUNet]:
+    """ReferenceNet and AnimateUNet (pose guider, + motion modules when motion_pe is set) of one UNet config."""
     pose_guider = PoseGuider(unet_config["block_out_channels"][0], pose_guider_channels)
-    return reference_unet, denoising_unet, pose_guider
+    return ReferenceNet(build_unet(unet_config)), AnimateUNet(build_unet(unet_config), pose_guider, motion_pe)
 
 
 def build_random_models(size: str, seed: int = 0, motion: bool = True) -> AnimateModels:

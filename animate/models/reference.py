@@ -1,24 +1,39 @@
-"""Reference attention as two attention processors: the ReferenceNet writes its attn1 inputs, the denoising UNet reads them."""
+"""Reference attention: the ReferenceNet returns its attn1 inputs, the denoising UNet's attn1 layers attend to them.
+
+Per-call values reach the attention processors through diffusers' `cross_attention_kwargs`, under the one key
+`reference`: the token list a ReferenceNet call fills, or the ReferenceRead of a denoising call. diffusers hands
+every key to every processor of the UNet (attn1 and attn2) and drops, with a warning, the keys a processor does not
+declare, so the cross-attentions get CrossAttention, which declares the key and ignores it.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
+from torch import nn
 
 
-class ReferenceComplete(Exception):
-    """Raised by the last write: nothing after it in the ReferenceNet is read."""
+class _ReferenceComplete(Exception):
+    """Raised by the last write and caught by ReferenceNet.forward: nothing after it in the ReferenceNet is read."""
 
 
-def self_attention_layers(unet: UNet2DConditionModel) -> list[Attention]:
-    """Every spatial transformer's attn1, in execution order (down, mid, up): the 16 reference pairs at SD-1.5."""
+def attention_blocks(unet: UNet2DConditionModel) -> list[nn.Module]:
+    """Every spatial transformer block, in execution order (down, mid, up): 16 at SD-1.5."""
     blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
     return [
-        transformer.attn1
+        transformer
         for block in blocks
         for attention in getattr(block, "attentions", None) or []
         for transformer in attention.transformer_blocks
     ]
+
+
+def self_attention_layers(unet: UNet2DConditionModel) -> list[Attention]:
+    """Every spatial transformer's attn1, in execution order: the 16 reference pairs at SD-1.5."""
+    return [block.attn1 for block in attention_blocks(unet)]
 
 
 def attend(heads: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -32,100 +47,111 @@ def project_out(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
     return attn.to_out[1](attn.to_out[0](hidden_states))
 
 
-class ReferenceWriter:
-    """ReferenceNet side: keeps attn1's input (the block's norm1 output), then attends as usual."""
+def self_attention(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
+    """attn's plain self-attention."""
+    query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+    return project_out(attn, attend(attn.heads, query, key, value))
 
-    def __init__(self, tokens: list, index: int, last: bool):
-        self.tokens = tokens
-        self.index = index
-        self.last = last
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        self.tokens[self.index] = hidden_states
-        if self.last:
-            raise ReferenceComplete
-        mixed = attend(attn.heads, attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states))
+@dataclass(frozen=True)
+class ReferenceRead:
+    """What a denoising call's attn1 layers read: per layer the ReferenceNet's tokens [R, M, C], and per row of the
+    (batch·frames) UNet batch the reference it attends to (-1: none). The rows are plain ints: which rows read what
+    is known before the call, so it never waits on the device, and a compiled call branches on constants."""
+
+    tokens: Sequence[torch.Tensor]
+    rows: tuple[int, ...]
+
+
+class CrossAttention:
+    """attn2: attention to the encoder states; takes the call's `reference` key and ignores it."""
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, reference: object = None) -> torch.Tensor:
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        mixed = attend(attn.heads, attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context))
         return project_out(attn, mixed)
 
 
-class ReferenceRows:
-    """Which reference each row of the denoising batch attends to: an index per row, -1 for none."""
+class ReferenceWriter:
+    """ReferenceNet side: puts attn1's input (the block's norm1 output) into the call's token list, then attends as
+    usual; the last layer ends the ReferenceNet's run instead."""
 
-    def __init__(self):
-        self.index: torch.Tensor | None = None
+    def __init__(self, index: int, last: bool):
+        self.index = index
+        self.last = last
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None,
+                 reference: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        if reference is not None:
+            reference[self.index] = hidden_states
+            if self.last:
+                raise _ReferenceComplete
+        return self_attention(attn, hidden_states)
 
 
 class ReferenceReader:
     """Denoising side: rows with a reference attend to [own tokens, reference tokens]; the others to their own."""
 
-    def __init__(self, rows: ReferenceRows):
-        self.rows = rows
-        self.key: torch.Tensor | None = None
-        self.value: torch.Tensor | None = None
+    def __init__(self, index: int):
+        self.index = index
 
-    def set_reference(self, attn: Attention, tokens: torch.Tensor) -> None:
-        """Project the reference tokens [R, M, C] to keys and values once (per video, not per frame or step)."""
-        self.key = attn.to_k(tokens)
-        self.value = attn.to_v(tokens)
-
-    def clear(self) -> None:
-        """Forget the reference."""
-        self.key = self.value = None
-
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, reference: ReferenceRead | None = None) -> torch.Tensor:
+        if reference is None:
+            return self_attention(attn, hidden_states)
         query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        index = self.rows.index
-        if self.key is None or index is None:
-            return project_out(attn, attend(attn.heads, query, key, value))
-        with_ref = index >= 0
+        tokens = reference.tokens[self.index]
+        reference_key, reference_value = attn.to_k(tokens), attn.to_v(tokens)
+        plain = [row for row, ref in enumerate(reference.rows) if ref < 0]
+        with_ref = [row for row, ref in enumerate(reference.rows) if ref >= 0]
         mixed = torch.empty_like(query)
-        plain = ~with_ref
-        if plain.any():
-            mixed[plain] = attend(attn.heads, query[plain], key[plain], value[plain])
-        if with_ref.any():
-            ref = index[with_ref]
-            k = torch.cat([key[with_ref], self.key[ref].to(key.dtype)], dim=1)
-            v = torch.cat([value[with_ref], self.value[ref].to(value.dtype)], dim=1)
-            mixed[with_ref] = attend(attn.heads, query[with_ref], k, v)
+        if plain:
+            rows = torch.tensor(plain, device=query.device)
+            mixed[rows] = attend(attn.heads, query[rows], key[rows], value[rows])
+        if with_ref:
+            rows = torch.tensor(with_ref, device=query.device)
+            ref = torch.tensor([reference.rows[row] for row in with_ref], device=query.device)
+            k = torch.cat([key[rows], reference_key[ref]], dim=1)
+            v = torch.cat([value[rows], reference_value[ref]], dim=1)
+            mixed[rows] = attend(attn.heads, query[rows], k, v)
         return project_out(attn, mixed)
 
 
-class ReferenceAttention:
-    """Pairs a ReferenceNet with a denoising UNet: installs the processors and moves tokens between them."""
+def install_processors(unet: UNet2DConditionModel, self_attention_processor) -> int:
+    """Give every attn1 `self_attention_processor(index, count)` and every attn2 CrossAttention; the attn1 count."""
+    blocks = attention_blocks(unet)
+    for index, block in enumerate(blocks):
+        block.attn1.set_processor(self_attention_processor(index, len(blocks)))
+        block.attn2.set_processor(CrossAttention())
+    return len(blocks)
 
-    def __init__(self, reference_unet: UNet2DConditionModel, denoising_unet: UNet2DConditionModel):
-        self.reference_unet = reference_unet
-        writers = self_attention_layers(reference_unet)
-        self.readers_attn = self_attention_layers(denoising_unet)
-        if len(writers) != len(self.readers_attn):
-            raise ValueError(f"ReferenceNet has {len(writers)} self-attentions, denoising UNet {len(self.readers_attn)}")
-        self.tokens: list[torch.Tensor | None] = [None] * len(writers)
-        for i, attn in enumerate(writers):
-            attn.set_processor(ReferenceWriter(self.tokens, i, last=i == len(writers) - 1))
-        self.rows = ReferenceRows()
-        self.readers = [ReferenceReader(self.rows) for _ in self.readers_attn]
-        for attn, reader in zip(self.readers_attn, self.readers):
-            attn.set_processor(reader)
 
-    def encode(self, reference_latents: torch.Tensor, context: torch.Tensor) -> None:
-        """Run the ReferenceNet once (timestep 0) on [R, 4, h, w] latents and keep every block's keys/values."""
-        timestep = torch.zeros(reference_latents.shape[0], device=reference_latents.device)
+def strip_output_head(reference_unet: UNet2DConditionModel) -> None:
+    """Drop conv_norm_out/conv_out: the ReferenceNet stops after its last reference write (as released)."""
+    reference_unet.conv_norm_out = None
+    reference_unet.conv_out = None
+    reference_unet.conv_act = None
+
+
+class ReferenceNet(nn.Module):
+    """The ReferenceNet: a UNet2DConditionModel (output head dropped) whose attn1 inputs at t = 0 are the reference."""
+
+    def __init__(self, unet: UNet2DConditionModel):
+        super().__init__()
+        strip_output_head(unet)
+        self.unet = unet
+        self.layers = install_processors(unet, lambda index, count: ReferenceWriter(index, last=index == count - 1))
+
+    def forward(self, latents: torch.Tensor, context: torch.Tensor) -> list[torch.Tensor]:
+        """Reference latents [R, 4, h, w] and CLIP context [R, 1, D] → per attn1 layer its input tokens [R, M, C].
+
+        The run stops at the last layer's write (its attention and everything after it are never computed)."""
+        tokens: list[torch.Tensor | None] = [None] * self.layers
+        timestep = torch.zeros(latents.shape[0], device=latents.device)
         try:
-            self.reference_unet(reference_latents, timestep, encoder_hidden_states=context)
-        except ReferenceComplete:
-            pass
-        else:
-            raise RuntimeError("the ReferenceNet's last write was never reached")
-        for attn, reader, tokens in zip(self.readers_attn, self.readers, self.tokens):
-            reader.set_reference(attn, tokens)
-        self.tokens[:] = [None] * len(self.tokens)
-
-    def select(self, index: torch.Tensor | None) -> None:
-        """Set, per row of the next denoising calls, which reference it reads (-1: none; None: no row does)."""
-        self.rows.index = index
-
-    def clear(self) -> None:
-        """Forget the reference and the row selection."""
-        for reader in self.readers:
-            reader.clear()
-        self.rows.index = None
+            self.unet(latents, timestep, encoder_hidden_states=context, cross_attention_kwargs={"reference": tokens})
+        except _ReferenceComplete:
+            return tokens
+        raise RuntimeError("the ReferenceNet's last write was never reached")

@@ -1,5 +1,17 @@
-"""The two UNets: diffusers' UNet2DConditionModel over (batch·frames), plus motion modules and pose features via hooks."""
+"""The denoising network and its one call: diffusers' UNet2DConditionModel over (batch·frames) rows, with the pose
+features, the motion modules and the reference tokens of that call.
 
+diffusers' forward cannot hand per-call values to arbitrary submodules, so they travel two ways (option 1 of the
+explicit-call design: hooks installed once, reading a per-call record):
+- the reference tokens ride through `cross_attention_kwargs` to the attention processors (reference.py);
+- the pose features, the frame count and the motion switch are a FrameCall that `forward` sets and, in a `finally`,
+  restores to what it was, so calls nest; forward hooks installed once on conv_in and on the motion modules'
+  anchors read it. Outside a call the hooks do nothing: the bare UNet is the plain image UNet.
+Gradient checkpointing recomputes a block with the FrameCall of the call that made the graph (`_checkpoint`): the
+record then lives in that graph, not on a module.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -8,27 +20,22 @@ from einops import rearrange
 from torch import nn
 
 from .motion_module import MotionModule
+from .pose_guider import PoseGuider
+from .reference import ReferenceRead, ReferenceReader, install_processors
 
 
-@dataclass
-class FrameInputs:
-    """What the hooks read during one denoising-UNet call: frames per video and the pose features to add."""
+@dataclass(frozen=True)
+class FrameCall:
+    """What the hooks read during one call: frames per video, pose features to add after conv_in, motion on/off."""
 
-    num_frames: int = 1
-    pose_features: torch.Tensor | None = None
-    motion: bool = True  # False: the motion modules are skipped (frames denoised independently, as in stage 1)
+    num_frames: int
+    pose_features: torch.Tensor | None
+    motion: bool
 
 
 def build_unet(config: dict) -> UNet2DConditionModel:
     """A UNet2DConditionModel from a diffusers config dict (keys starting with `_` ignored)."""
     return UNet2DConditionModel.from_config({k: v for k, v in config.items() if not k.startswith("_")})
-
-
-def strip_output_head(reference_unet: UNet2DConditionModel) -> None:
-    """Drop conv_norm_out/conv_out: the ReferenceNet stops after its last reference write (as released)."""
-    reference_unet.conv_norm_out = None
-    reference_unet.conv_out = None
-    reference_unet.conv_act = None
 
 
 def motion_anchors(unet: UNet2DConditionModel) -> list[tuple[nn.Module, list[nn.Module]]]:
@@ -37,78 +44,102 @@ def motion_anchors(unet: UNet2DConditionModel) -> list[tuple[nn.Module, list[nn.
     return [(block, list(getattr(block, "attentions", None) or block.resnets)) for block in blocks]
 
 
-def has_motion_modules(unet: UNet2DConditionModel) -> bool:
-    """Whether motion modules are attached (a stage-2 UNet)."""
-    return hasattr(unet.down_blocks[0], "motion_modules")
+class AnimateUNet(nn.Module):
+    """The denoising UNet, the pose guider and the 21 AnimateDiff motion modules (kept inside the UNet as
+    `<block>.motion_modules.<j>`, their released key names), called once per denoising step and window."""
 
+    def __init__(self, unet: UNet2DConditionModel, pose_guider: PoseGuider, motion_pe: int | None = None):
+        super().__init__()
+        self.unet = unet
+        self.pose_guider = pose_guider
+        self._frames: FrameCall | None = None
+        install_processors(unet, lambda index, _count: ReferenceReader(index))
+        unet.conv_in.register_forward_hook(self._add_pose)
+        if motion_pe is not None:
+            self.add_motion_modules(motion_pe)
 
-def motion_pe_length(unet: UNet2DConditionModel) -> int | None:
-    """Frames the motion modules' position tables cover (None without motion modules)."""
-    return unet.down_blocks[0].motion_modules[0].pe_length if has_motion_modules(unet) else None
+    @property
+    def motion_pe_length(self) -> int | None:
+        """Frames the motion modules' position tables cover (None without motion modules: a stage-1 UNet)."""
+        first = getattr(self.unet.down_blocks[0], "motion_modules", None)
+        return first[0].pe_length if first is not None else None
 
+    def add_motion_modules(self, pe_length: int) -> None:
+        """Attach the 21 motion modules, zero-initialised (frames independent until trained)."""
+        if self.motion_pe_length is not None:
+            raise ValueError("the UNet already has motion modules")
+        for block, anchors in motion_anchors(self.unet):
+            block.motion_modules = nn.ModuleList(MotionModule(anchor.out_channels, pe_length) for anchor in anchors)
+            for anchor, module in zip(anchors, block.motion_modules):
+                anchor.register_forward_hook(self._motion_hook(module))
 
-def _apply_motion(module: MotionModule, frames: FrameInputs):
-    def hook(_module, _args, output):
-        if not frames.motion:
-            return output
-        if isinstance(output, tuple):
-            return (module(output[0], frames.num_frames), *output[1:])
-        return module(output, frames.num_frames)
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the UNet's blocks and the motion modules in backward instead of keeping their activations."""
+        self.unet.enable_gradient_checkpointing(self._checkpoint)
+        for module in self.unet.modules():
+            if isinstance(module, MotionModule):
+                module.temporal_transformer.gradient_checkpointing = True
 
-    return hook
+    def forward(self, latents: torch.Tensor, timestep: torch.Tensor | float, context: torch.Tensor,
+                pose_features: torch.Tensor | None = None, reference: Sequence[torch.Tensor] | None = None,
+                reference_index: Sequence[int] | None = None, motion: bool = True,
+                down_residuals: Sequence[torch.Tensor] | None = None,
+                mid_residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The UNet's prediction for video latents [B, C, F, h, w].
 
+        timestep: one for all, or one per video [B]. context: [B, T, D]. pose_features: the pose guider's
+        [(B'·F), C0, h, w], broadcast over the batch when B' < B (one copy for both CFG halves). reference: the
+        ReferenceNet's tokens; reference_index: per video the reference it reads, -1 for none (default: video b reads
+        reference b). motion: False skips the motion modules (frames denoised independently).
+        down_residuals / mid_residual: ControlNet residuals on the (B·F) rows, added as in diffusers (both or neither).
+        """
+        batch, _, num_frames = latents.shape[:3]
+        if (down_residuals is None) != (mid_residual is None):
+            raise ValueError("ControlNet residuals need both down_residuals and mid_residual")
+        sample = rearrange(latents, "b c f h w -> (b f) c h w")
+        if torch.is_tensor(timestep) and timestep.dim() == 1 and len(timestep) == batch:
+            timestep = timestep.repeat_interleave(num_frames)
+        attention_kwargs = None
+        if reference is not None:
+            index = range(batch) if reference_index is None else reference_index
+            rows = tuple(ref for ref in index for _ in range(num_frames))
+            attention_kwargs = {"reference": ReferenceRead(tuple(reference), rows)}
+        out = self._with_frames(FrameCall(num_frames, pose_features, motion), self.unet, sample, timestep,
+                                encoder_hidden_states=context.repeat_interleave(num_frames, dim=0),
+                                cross_attention_kwargs=attention_kwargs, down_block_additional_residuals=down_residuals,
+                                mid_block_additional_residual=mid_residual, return_dict=False)[0]
+        return rearrange(out, "(b f) c h w -> b c f h w", b=batch)
 
-def _add_pose(frames: FrameInputs):
-    def hook(_module, _args, output):
-        pose = frames.pose_features
+    def _with_frames(self, frames: FrameCall, function, *args, **kwargs):
+        """function(*args, **kwargs) with the hooks reading `frames`; afterwards they read what they read before
+        (None outside any call), so calls nest. The only place the record is set."""
+        outer, self._frames = self._frames, frames
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self._frames = outer
+
+    def _checkpoint(self, function, *args):
+        """diffusers' checkpointing of a block, recomputed in backward with the FrameCall of the forward."""
+        return torch.utils.checkpoint.checkpoint(self._with_frames, self._frames, function, *args, use_reentrant=False)
+
+    def _add_pose(self, _conv: nn.Module, _args, output: torch.Tensor) -> torch.Tensor:
+        """conv_in's forward hook: + the call's pose features, broadcast over the batch's copies of the frames."""
+        pose = self._frames.pose_features if self._frames is not None else None
         if pose is None:
             return output
         repeats = output.shape[0] // pose.shape[0]
-        mixed = output.unflatten(0, (repeats, pose.shape[0])) + pose.to(output.dtype)
-        return mixed.flatten(0, 1)
+        return (output.unflatten(0, (repeats, pose.shape[0])) + pose.to(output.dtype)).flatten(0, 1)
 
-    return hook
+    def _motion_hook(self, module: MotionModule):
+        """An anchor's forward hook: its output through `module` when the call runs the motion modules."""
 
+        def hook(_anchor: nn.Module, _args, output):
+            frames = self._frames
+            if frames is None or not frames.motion:
+                return output
+            if isinstance(output, tuple):
+                return (module(output[0], frames.num_frames), *output[1:])
+            return module(output, frames.num_frames)
 
-def make_denoising_unet(unet: UNet2DConditionModel, motion_pe: int | None) -> UNet2DConditionModel:
-    """Turn a UNet2DConditionModel into the denoising UNet: pose features after conv_in, optional motion modules."""
-    unet.frame_inputs = FrameInputs()
-    unet.conv_in.register_forward_hook(_add_pose(unet.frame_inputs))
-    if motion_pe is not None:
-        add_motion_modules(unet, motion_pe)
-    return unet
-
-
-def add_motion_modules(unet: UNet2DConditionModel, pe_length: int) -> None:
-    """Attach the 21 motion modules as `<block>.motion_modules.<j>` (AnimateDiff's key names), zero-initialised."""
-    for block, anchors in motion_anchors(unet):
-        width = anchors[0].out_channels
-        block.motion_modules = nn.ModuleList(MotionModule(width, pe_length) for _ in anchors)
-        for anchor, module in zip(anchors, block.motion_modules):
-            anchor.register_forward_hook(_apply_motion(module, unet.frame_inputs))
-
-
-def denoise_video(
-    unet: UNet2DConditionModel,
-    latents: torch.Tensor,
-    timestep: torch.Tensor | float,
-    context: torch.Tensor,
-    pose_features: torch.Tensor | None,
-) -> torch.Tensor:
-    """One denoising-UNet call on videos: latents [B, C, F, h, w], context [B, 1, D], pose [(B'·F), C0, h, w].
-
-    The timestep is one for all or one per video ([B]). Pose features with fewer rows than B·F (e.g. one copy for
-    both CFG halves) are broadcast over the batch.
-    """
-    batch, _, num_frames = latents.shape[:3]
-    sample = rearrange(latents, "b c f h w -> (b f) c h w")
-    rows_context = context.repeat_interleave(num_frames, dim=0)
-    if torch.is_tensor(timestep) and timestep.dim() == 1 and len(timestep) == batch:
-        timestep = timestep.repeat_interleave(num_frames)
-    unet.frame_inputs.num_frames = num_frames
-    unet.frame_inputs.pose_features = pose_features
-    try:
-        out = unet(sample, timestep, encoder_hidden_states=rows_context, return_dict=False)[0]
-    finally:
-        unet.frame_inputs.pose_features = None
-    return rearrange(out, "(b f) c h w -> b c f h w", b=batch)
+        return hook

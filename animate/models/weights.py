@@ -15,16 +15,15 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors import safe_open
 from safetensors.torch import save_file
-from torch import nn
 from transformers import CLIPVisionModelWithProjection
 
 from ..errors import AnimateError
 from ..paths import model_size_dir
 from .bundle import AnimateModels, build_animate_unets, build_random_models
-from .pose_guider import PoseGuider
+from .reference import ReferenceNet
 from .strict import check_state_dict
 from .torch_files import load_torch_file
-from .unet import motion_pe_length
+from .unet import AnimateUNet
 
 MOORE_FILES = {
     "reference_unet": "reference_unet.pth",
@@ -188,8 +187,8 @@ def _pose_guider_channels(state: dict[str, torch.Tensor], source: Path) -> list[
     return [state["conv_in.weight"].shape[0]] + [state[f"blocks.{i}.weight"].shape[0] for i in strided]
 
 
-def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[nn.Module, nn.Module, PoseGuider]:
-    """ReferenceNet, denoising UNet and pose guider built on the meta device and loaded strictly (assign, no copy)."""
+def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[ReferenceNet, AnimateUNet]:
+    """ReferenceNet and AnimateUNet built on the meta device and loaded strictly (assign, no copy)."""
     src = checkpoint.sources
     pe_lengths = {v.shape[1] for k, v in checkpoint.denoising_unet.items() if k.endswith("pos_encoder.pe")}
     if len(pe_lengths) > 1:
@@ -197,9 +196,10 @@ def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[nn.Module, nn.Module,
     channels = _pose_guider_channels(checkpoint.pose_guider, src["pose_guider"])
     try:
         with torch.device("meta"):
-            reference, denoising, pose_guider = build_animate_unets(checkpoint.unet_config, channels, checkpoint.motion_pe)
+            reference_net, animate_unet = build_animate_unets(checkpoint.unet_config, channels, checkpoint.motion_pe)
     except (TypeError, ValueError, KeyError) as err:
         raise AnimateError(f"UNet config cannot be built: {err}") from None
+    reference, denoising, pose_guider = reference_net.unet, animate_unet.unet, animate_unet.pose_guider
     config_note = "UNet built from its config.json"
     check_state_dict(reference, checkpoint.reference_unet, src["reference_unet"], f"ReferenceNet ({config_note})")
     two_d, motion = split_motion(checkpoint.denoising_unet)
@@ -213,7 +213,7 @@ def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[nn.Module, nn.Module,
     reference.load_state_dict(checkpoint.reference_unet, strict=True, assign=True)
     denoising.load_state_dict(checkpoint.denoising_unet, strict=True, assign=True)
     pose_guider.load_state_dict(checkpoint.pose_guider, strict=True, assign=True)
-    return reference, denoising, pose_guider
+    return reference_net, animate_unet
 
 
 def _load_pretrained(cls, folder: Path | None, what: str, root: Path):
@@ -311,6 +311,6 @@ def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", d
 
 def describe(models: AnimateModels) -> str:
     """One line on what was loaded: profile and whether there are motion modules."""
-    pe = motion_pe_length(models.denoising_unet)
+    pe = models.animate_unet.motion_pe_length
     motion = f"motion modules (position table {pe} frames)" if pe else "no motion modules (stage-1: frames independent)"
     return f"profile {models.profile}, {motion}"

@@ -14,8 +14,6 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from ..dtypes import accumulation_dtype
 from ..errors import AnimateError
 from ..models.bundle import AnimateModels
-from ..models.reference import ReferenceAttention
-from ..models.unet import denoise_video, motion_pe_length
 from .guidance import classifier_free_guidance
 from .schedulers import make_scheduler
 from .windows import blend_weights, context_windows
@@ -64,23 +62,27 @@ def pose_pixels(frames: np.ndarray) -> torch.Tensor:
 
 
 class AnimatePipeline:
-    """Animate Anyone inference: ReferenceNet once per video, windowed denoising with CFG, chunked decoding."""
+    """Animate Anyone inference: ReferenceNet once per video, windowed denoising with CFG, chunked decoding.
+
+    It runs the models as they are (a training run previews its own); `for_inference` readies loaded ones first.
+    """
 
     def __init__(self, models: AnimateModels, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 offload: bool = False, reference: ReferenceAttention | None = None):
-        """`reference`: the processors a training network already installed (previews run on the models as they are)."""
+                 offload: bool = False):
         self.models = models
         self.device = torch.device(device)
         self.dtype = dtype
         self.offload = offload
-        models.vae.enable_slicing()  # decode a chunk one frame at a time: flat activation memory
-        if reference is not None:
-            self.reference = reference
-            return
+
+    @classmethod
+    def for_inference(cls, models: AnimateModels, device: str | torch.device = "cpu",
+                      dtype: torch.dtype = torch.float32, offload: bool = False) -> "AnimatePipeline":
+        """A pipeline over `models` put in eval mode, frozen and cast to `dtype`, on `device` (the CPU when
+        offloading: each model then visits the device while it runs)."""
         for module in models.modules().values():
             module.eval().requires_grad_(False)
-        models.to(device="cpu" if offload else self.device, dtype=dtype)
-        self.reference = ReferenceAttention(models.reference_unet, models.denoising_unet)
+        models.to(device="cpu" if offload else torch.device(device), dtype=dtype)
+        return cls(models, device, dtype, offload)
 
     @contextmanager
     def _using(self, *modules: torch.nn.Module):
@@ -98,7 +100,7 @@ class AnimatePipeline:
     @property
     def max_context_frames(self) -> int | None:
         """The longest window the motion modules' position table allows (None: no motion modules)."""
-        return motion_pe_length(self.models.denoising_unet)
+        return self.models.animate_unet.motion_pe_length
 
     def encode_reference(self, image: Image.Image, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference latents [1, 4, H/s, W/s] (posterior mean, scaled; s = the VAE's scale), CLIP context [1, 1, D]."""
@@ -145,9 +147,10 @@ class AnimatePipeline:
             raise AnimateError("the pose input has no frames")
         models = self.models
         reference_latents, clip_context = self.encode_reference(image, settings.width, settings.height)
+        reference = None
         if settings.reference:
-            with self._using(models.reference_unet):
-                self.reference.encode(reference_latents, clip_context)
+            with self._using(models.reference_net):
+                reference = models.reference_net(reference_latents, clip_context)
         scheduler = make_scheduler(settings.sampler)
         scheduler.set_timesteps(settings.steps, device=self.device)
         if latents is None:
@@ -160,39 +163,33 @@ class AnimatePipeline:
         weights = [w.to(self.device) for w in blend_weights(windows, num_frames, overlap)]
         guided = settings.guidance != 1.0
         context = torch.cat([torch.zeros_like(clip_context), clip_context]) if guided else clip_context
-        try:
-            with self._using(models.denoising_unet, models.pose_guider):
-                for t in tqdm(scheduler.timesteps, desc="denoising", disable=not progress):
-                    prediction = torch.zeros_like(latents)
-                    for window, weight in zip(windows, weights):
-                        pose = pose_pixels(poses.read(window.start, window.stop)).to(self.device, self.dtype)
-                        pose_features = models.pose_guider(pose)
-                        x = scheduler.scale_model_input(latents[:, :, window.start : window.stop], t).to(self.dtype)
-                        n = len(window)
-                        reference_row = 0 if settings.reference else -1
-                        if guided:
-                            x = torch.cat([x, x])
-                            self.reference.select(torch.tensor([-1] * n + [reference_row] * n, device=self.device))
-                        else:
-                            self.reference.select(torch.full((n,), reference_row, dtype=torch.long, device=self.device))
-                        models.denoising_unet.frame_inputs.motion = motion
-                        out = denoise_video(models.denoising_unet, x, t, context, pose_features).to(latents.dtype)
-                        if guided:
-                            out = classifier_free_guidance(out, settings.guidance)
-                        prediction[:, :, window.start : window.stop] += out * weight[None, None, :, None, None]
-                    latents = scheduler.step(prediction, t, latents).prev_sample
-        finally:
-            self.reference.clear()
-            models.denoising_unet.frame_inputs.motion = True
+        reference_index = [-1, 0] if guided else [0]  # CFG's unconditional half reads no reference
+        with self._using(models.animate_unet):
+            for t in tqdm(scheduler.timesteps, desc="denoising", disable=not progress):
+                prediction = torch.zeros_like(latents)
+                for window, weight in zip(windows, weights):
+                    pose = pose_pixels(poses.read(window.start, window.stop)).to(self.device, self.dtype)
+                    pose_features = models.pose_guider(pose)
+                    x = scheduler.scale_model_input(latents[:, :, window.start : window.stop], t).to(self.dtype)
+                    if guided:
+                        x = torch.cat([x, x])
+                    out = models.animate_unet(x, t, context, pose_features, reference=reference,
+                                              reference_index=reference_index, motion=motion).to(latents.dtype)
+                    if guided:
+                        out = classifier_free_guidance(out, settings.guidance)
+                    prediction[:, :, window.start : window.stop] += out * weight[None, None, :, None, None]
+                latents = scheduler.step(prediction, t, latents).prev_sample
         return latents
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int = 8) -> Iterator[np.ndarray]:
-        """Decode [1, 4, F, h, w] latents `chunk` frames at a time into uint8 RGB frames [n, H, W, 3]."""
+        """Decode [1, 4, F, h, w] latents into uint8 RGB frames [n, H, W, 3], yielded `chunk` frames at a time; the
+        VAE sees one frame at a time (flat activation memory)."""
         vae = self.models.vae
         with self._using(vae):
             for start in range(0, latents.shape[2], chunk):
                 z = latents[0, :, start : start + chunk].transpose(0, 1).to(self.device, self.dtype)
-                images = vae.decode(z / vae.config.scaling_factor).sample
+                z = z / vae.config.scaling_factor
+                images = torch.cat([vae.decode(frame).sample for frame in z.split(1)])
                 images = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
                 yield images.permute(0, 2, 3, 1).cpu().numpy()
