@@ -63,7 +63,7 @@ def test_motion_position_table_is_the_animatediff_sinusoid():
 def test_motion_modules_start_as_identity_and_mix_frames_once_trained():
     # float64: in float32 the random tiny UNet (1x1 bottom level) turns batch-size-dependent kernel rounding into
     # |joint - alone| up to 5e-5 (seen on an AVX-512 Xeon); in float64 it measured <= 6.3e-15 at every
-    # ATEN_CPU_CAPABILITY (default, avx2, avx512) on outputs of size ~1.3, so 1e-10 leaves 4 orders of headroom.
+    # ATEN_CPU_CAPABILITY (default, avx2, avx512) and thread count (1, 2) on outputs ~1.3: 1e-10 leaves 4 orders.
     models = build_random_models("tiny").to(dtype=torch.float64)
     unet = models.animate_unet
     assert unet.motion_pe_length == 32
@@ -105,7 +105,8 @@ def float64_models(seed: int, motion: bool = True):
 
 
 def test_reading_own_tokens_equals_plain_self_attention():
-    # float64; the two paths differ by rounding only: measured <= 2e-16 on outputs ~1 at every capability.
+    # float64; the two paths differ by rounding only: measured <= 1.2e-16 on outputs ~1 at every capability and
+    # thread count, so 1e-12.
     attn = self_attention_layers(float64_models(0).denoising_unet)[0]
     tokens = torch.randn(3, 20, attn.to_q.in_features, dtype=torch.float64)
     reader = ReferenceReader(0)
@@ -119,7 +120,8 @@ def test_reading_own_tokens_equals_plain_self_attention():
 
 def test_reference_of_the_frame_itself_leaves_the_whole_unet_unchanged():
     """ReferenceNet = denoising UNet's weights, reference = the frame, t = 0: every attn1 reads a copy of its own keys."""
-    # float64, 16x16 latents (a 2x2 bottom level): |with_reference - plain| measured <= 3e-14 at every capability.
+    # float64, 16x16 latents (a 2x2 bottom level): |with_reference - plain| measured <= 1.5e-14 at every capability
+    # (default, avx2, avx512) and thread count (1, 2); 1e-10 leaves 4 orders, another reference moves it O(1).
     models = float64_models(0, motion=False)
     models.reference_unet.load_state_dict(models.denoising_unet.state_dict(), strict=False)
     latents = torch.randn(1, 4, 1, 16, 16, dtype=torch.float64)
