@@ -30,6 +30,7 @@ from animate.models.bundle import AnimateModels, build_random_models
 from animate.paths import REPO_ROOT
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
 from animate.pipeline.schedulers import NOISE_SCHEDULE
+from animate.pose.frames import PoseArray
 from stages.network import AnimateNet
 from stages.step import diffusion_loss
 
@@ -85,26 +86,12 @@ def trainable_parameters(models: AnimateModels) -> list[tuple[str, torch.nn.Para
     return sorted(named, key=lambda item: item[0])
 
 
-class ArrayPoses:
-    """Pose frames held in memory (the pipeline's PoseFrames protocol)."""
-
-    def __init__(self, frames: np.ndarray):
-        self.frames = frames
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames [start, stop)."""
-        return self.frames[start:stop]
-
-
 def pipeline_latents(reference: bool = True, motion: bool = True) -> torch.Tensor:
     """The tiny pipeline's float64 latents [1, 4, 6, 16, 16] for a seeded photo, pose images and noise."""
     pipeline = AnimatePipeline.for_inference(golden_models(motion=True), "cpu", torch.float64)
     generator = torch.Generator().manual_seed(7)
     photo = Image.fromarray(torch.randint(0, 256, (SIZE, SIZE, 3), generator=generator, dtype=torch.uint8).numpy())
-    poses = ArrayPoses(torch.randint(0, 256, (6, SIZE, SIZE, 3), generator=generator, dtype=torch.uint8).numpy())
+    poses = PoseArray(torch.randint(0, 256, (6, SIZE, SIZE, 3), generator=generator, dtype=torch.uint8).numpy())
     settings = AnimateSettings(SIZE, SIZE, steps=2, guidance=3.5, context_frames=4, context_overlap=2,
                                reference=reference, motion=motion)
     with golden_sampler():

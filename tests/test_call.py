@@ -5,19 +5,8 @@ import logging
 import pytest
 import torch
 
-from animate.models.bundle import build_random_models
-from module_state import stray_tensors
+from call_helpers import open_float64_models, stray_tensors
 from stages.network import AnimateNet
-
-
-def open_models(seed: int = 3, motion: bool = True):
-    """Tiny float64 models with the zero-initialised pose-guider output and motion projections opened."""
-    models = build_random_models("tiny", seed=seed, motion=motion).to(dtype=torch.float64)
-    with torch.no_grad():
-        for name, param in [*models.denoising_unet.named_parameters(), *models.pose_guider.named_parameters()]:
-            if name.startswith("conv_out.") or "temporal_transformer.proj_out." in name:
-                param.normal_(std=0.2)
-    return models
 
 
 def call_inputs(models, frames: int, seed: int) -> dict:
@@ -36,7 +25,7 @@ def test_a_call_made_inside_another_leaves_both_as_if_alone():
     """A second call with other inputs (frames, pose, reference, timestep, motion off) runs from a hook at mid_block,
     in the middle of the first. Each must equal its uninterrupted run bit for bit, and no module may hold a tensor
     of either afterwards."""
-    models = open_models()
+    models = open_float64_models(3)
     unet = models.animate_unet
     outer, inner = call_inputs(models, frames=3, seed=1), call_inputs(models, frames=2, seed=2)
     with torch.no_grad():
@@ -63,7 +52,7 @@ def test_a_call_made_inside_another_leaves_both_as_if_alone():
 def test_the_hooks_read_the_call_they_run_in():
     """Positive control for the test above: the pose features, frame count and motion switch reach the UNet only
     through the call, and the bare diffusers UNet outside a call is the plain image UNet."""
-    models = open_models()
+    models = open_float64_models(3)
     unet = models.animate_unet
     inputs = call_inputs(models, frames=3, seed=1)
     with torch.no_grad():
@@ -78,7 +67,7 @@ def test_the_hooks_read_the_call_they_run_in():
 
 
 def test_a_training_step_leaves_no_tensor_on_any_module():
-    models = open_models(motion=True)
+    models = open_float64_models(3, motion=True)
     net = AnimateNet(models.reference_net, models.animate_unet).train()
     net.animate_unet.enable_gradient_checkpointing()
     generator = torch.Generator().manual_seed(0)
@@ -105,7 +94,7 @@ def skip_shapes(unet, sample: torch.Tensor, timestep, context) -> tuple[list[tup
 
 
 def test_controlnet_residuals_are_added_as_diffusers_adds_them():
-    models = open_models(motion=False)
+    models = open_float64_models(3, motion=False)
     unet = models.animate_unet
     latents, timestep, context = (call_inputs(models, frames=1, seed=1)[k] for k in ("latents", "timestep", "context"))
     generator = torch.Generator().manual_seed(5)
@@ -128,7 +117,7 @@ def test_controlnet_residuals_are_added_as_diffusers_adds_them():
 def test_the_call_compiles_as_one_graph():
     """torch.compile(fullgraph=True) refuses any graph break: the whole call, reference attention, pose and motion
     hooks included, is one graph. The eager backend runs the same kernels (measured: equal bit for bit)."""
-    models = open_models()
+    models = open_float64_models(3)
     inputs = {**call_inputs(models, frames=3, seed=1), "reference_index": [0]}
     compiled = torch.compile(models.animate_unet, backend="eager", fullgraph=True)
     try:
@@ -143,7 +132,7 @@ def test_every_attention_processor_takes_the_reference_key():
     does not declare it; ours all do. A processor that does not shows the warning is seen."""
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    models = open_models()
+    models = open_float64_models(3)
     inputs = call_inputs(models, frames=3, seed=1)
     warnings: list[str] = []
     handler = logging.Handler()

@@ -9,6 +9,7 @@ import torch
 from animate.models.bundle import build_animate_unets, build_random_models, size_config
 from animate.models.motion_module import sinusoid_table
 from animate.models.reference import CrossAttention, ReferenceRead, ReferenceReader, attend, self_attention_layers
+from call_helpers import open_float64_models
 
 KEY_LISTS = Path(__file__).parent / "data" / "animate_anyone_weights"
 
@@ -94,20 +95,10 @@ def test_pose_features_are_added_after_conv_in():
     assert torch.equal(seen[1], seen[0] + pose)  # conv_in's output + the features, bit for bit
 
 
-def float64_models(seed: int, motion: bool = True):
-    """Tiny random models in float64, the zero-initialised pose-guider output and motion projections opened."""
-    models = build_random_models("tiny", seed=seed, motion=motion).to(dtype=torch.float64)
-    with torch.no_grad():
-        for name, param in [*models.denoising_unet.named_parameters(), *models.pose_guider.named_parameters()]:
-            if name.startswith("conv_out.") or "temporal_transformer.proj_out." in name:
-                param.normal_(std=0.2)
-    return models
-
-
 def test_reading_own_tokens_equals_plain_self_attention():
     # float64; the two paths differ by rounding only: measured <= 1.2e-16 on outputs ~1 at every capability and
     # thread count, so 1e-12.
-    attn = self_attention_layers(float64_models(0).denoising_unet)[0]
+    attn = self_attention_layers(open_float64_models(0).denoising_unet)[0]
     tokens = torch.randn(3, 20, attn.to_q.in_features, dtype=torch.float64)
     reader = ReferenceReader(0)
     with torch.no_grad():
@@ -122,7 +113,7 @@ def test_reference_of_the_frame_itself_leaves_the_whole_unet_unchanged():
     """ReferenceNet = denoising UNet's weights, reference = the frame, t = 0: every attn1 reads a copy of its own keys."""
     # float64, 16x16 latents (a 2x2 bottom level): |with_reference - plain| measured <= 1.5e-14 at every capability
     # (default, avx2, avx512) and thread count (1, 2); 1e-10 leaves 4 orders, another reference moves it O(1).
-    models = float64_models(0, motion=False)
+    models = open_float64_models(0, motion=False)
     models.reference_unet.load_state_dict(models.denoising_unet.state_dict(), strict=False)
     latents = torch.randn(1, 4, 1, 16, 16, dtype=torch.float64)
     context = torch.randn(1, 1, 64, dtype=torch.float64)
@@ -170,7 +161,7 @@ def test_attention_matches_diffusers_default_processor():
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     # Same projections and SDPA call in the same layout: the results are the same bits (measured: max |diff| 0).
-    block = float64_models(0).denoising_unet.down_blocks[1].attentions[0].transformer_blocks[0]
+    block = open_float64_models(0).denoising_unet.down_blocks[1].attentions[0].transformer_blocks[0]
     x = torch.randn(2, 12, block.attn1.to_q.in_features, dtype=torch.float64)
     context = torch.randn(2, 1, 64, dtype=torch.float64)
     with torch.no_grad():

@@ -8,24 +8,12 @@ from PIL import Image
 from animate.errors import AnimateError
 from animate.models.bundle import build_random_models
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
-from module_state import stray_tensors
+from animate.pose.frames import PoseArray
+from call_helpers import stray_tensors
 
 
-class ArrayPoses:
-    """Pose frames held in an array (tests only)."""
-
-    def __init__(self, frames: np.ndarray):
-        self.frames = frames
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        return self.frames[start:stop]
-
-
-def poses(n: int, seed: int = 0) -> ArrayPoses:
-    return ArrayPoses(np.random.default_rng(seed).integers(0, 255, (n, 32, 32, 3), dtype=np.uint8))
+def poses(n: int, seed: int = 0) -> PoseArray:
+    return PoseArray(np.random.default_rng(seed).integers(0, 255, (n, 32, 32, 3), dtype=np.uint8))
 
 
 PHOTO = Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 48, 3), dtype=np.uint8))
@@ -198,9 +186,9 @@ def test_no_motion_ablation_makes_frames_independent():
     changed = frames.copy()
     changed[2] = 255 - changed[2]
     for motion in (False, True):
-        a = pipe.denoise(PHOTO, ArrayPoses(frames), settings(steps=1, motion=motion), latents=latents.clone(),
+        a = pipe.denoise(PHOTO, PoseArray(frames), settings(steps=1, motion=motion), latents=latents.clone(),
                          progress=False)
-        b = pipe.denoise(PHOTO, ArrayPoses(changed), settings(steps=1, motion=motion), latents=latents.clone(),
+        b = pipe.denoise(PHOTO, PoseArray(changed), settings(steps=1, motion=motion), latents=latents.clone(),
                          progress=False)
         others = [i for i in range(6) if i != 2]
         spread = (a[:, :, others] - b[:, :, others]).abs().max()
@@ -211,7 +199,7 @@ def test_no_motion_ablation_makes_frames_independent():
 def test_demo_size_runs_at_the_vae_scale_of_four():
     demo = AnimatePipeline.for_inference(build_random_models("demo", seed=0))
     assert demo.models.latent_scale == 4
-    tall_poses = ArrayPoses(np.random.default_rng(0).integers(0, 255, (3, 48, 32, 3), dtype=np.uint8))
+    tall_poses = PoseArray(np.random.default_rng(0).integers(0, 255, (3, 48, 32, 3), dtype=np.uint8))
     latents = demo.denoise(PHOTO, tall_poses, settings(width=32, height=48), progress=False)
     assert latents.shape == (1, 4, 3, 12, 8)
     frames = np.concatenate(list(demo.decode(latents)))

@@ -53,3 +53,17 @@ class PoseFrames:
         """Delete the temporary file."""
         self.frames = None
         self._tmp.cleanup()
+
+
+class PoseArray:
+    """Pose images already in memory, uint8 [n, H, W, 3]: what Python callers hand the pipeline."""
+
+    def __init__(self, frames: np.ndarray):
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop)."""
+        return self.frames[start:stop]

@@ -1,4 +1,4 @@
-"""Tensors that objects keep outside parameters and buffers: per-call state left on modules between calls."""
+"""Helpers of the denoising-call tests: tiny float64 models with every layer open, and tensors left on modules."""
 
 import dataclasses
 import types
@@ -6,7 +6,19 @@ import types
 import torch
 from torch import nn
 
+from animate.models.bundle import AnimateModels, build_random_models
+
 SKIPPED = ("_parameters", "_buffers", "_modules", "_non_persistent_buffers_set")
+
+
+def open_float64_models(seed: int, motion: bool = True) -> AnimateModels:
+    """Tiny random models in float64, the zero-initialised pose-guider output and motion projections opened."""
+    models = build_random_models("tiny", seed=seed, motion=motion).to(dtype=torch.float64)
+    with torch.no_grad():
+        for name, param in [*models.denoising_unet.named_parameters(), *models.pose_guider.named_parameters()]:
+            if name.startswith("conv_out.") or "temporal_transformer.proj_out." in name:
+                param.normal_(std=0.2)
+    return models
 
 
 def stray_tensors(*roots: object) -> list[str]:
