@@ -19,7 +19,6 @@ import zlib
 from contextlib import contextmanager
 from unittest import mock
 
-import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 from PIL import Image

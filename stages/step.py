@@ -23,8 +23,8 @@ def encode_batch(vae, image_encoder, batch: dict, uncond: torch.Tensor, dropout:
     latents = rearrange(latents.float(), "(b f) c h w -> b c f h w", f=frames)
     reference = vae.encode(batch["ref_pixel_values"].to(dtype)).latent_dist.sample().float() * scale
     embeds = image_encoder(batch["clip_pixel_values"].to(dtype)).image_embeds[:, None]
-    dropped = drop_mask(len(latents), dropout).to(latents.device)
-    context = torch.where(dropped[:, None, None], uncond, embeds).float()
+    dropped = drop_mask(len(latents), dropout)  # stays on the CPU: the call's row plan then needs no device sync
+    context = torch.where(dropped.to(latents.device)[:, None, None], uncond, embeds).float()
     return latents, reference, context, pose, dropped
 
 

@@ -11,9 +11,10 @@ from animate.models.bundle import AnimateModels, build_random_models
 SKIPPED = ("_parameters", "_buffers", "_modules", "_non_persistent_buffers_set")
 
 
-def open_float64_models(seed: int, motion: bool = True) -> AnimateModels:
-    """Tiny random models in float64, the zero-initialised pose-guider output and motion projections opened."""
-    models = build_random_models("tiny", seed=seed, motion=motion).to(dtype=torch.float64)
+def open_float64_models(seed: int, motion: bool = True, dtype: torch.dtype = torch.float64) -> AnimateModels:
+    """Tiny random models (float64 unless asked), the zero-initialised pose-guider output and motion projections
+    opened (N(0, 0.2²)) so that poses and the other frames reach the output."""
+    models = build_random_models("tiny", seed=seed, motion=motion).to(dtype=dtype)
     with torch.no_grad():
         for name, param in [*models.denoising_unet.named_parameters(), *models.pose_guider.named_parameters()]:
             if name.startswith("conv_out.") or "temporal_transformer.proj_out." in name:

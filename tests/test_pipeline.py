@@ -9,7 +9,7 @@ from animate.errors import AnimateError
 from animate.models.bundle import build_random_models
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
 from animate.pose.frames import PoseArray
-from call_helpers import stray_tensors
+from call_helpers import open_float64_models, stray_tensors
 
 
 def poses(n: int, seed: int = 0) -> PoseArray:
@@ -70,11 +70,7 @@ def test_window_layout_does_not_change_independent_frames():
 
 
 def test_trained_motion_modules_make_windows_matter():
-    models = build_random_models("tiny", seed=6)
-    for name, param in models.denoising_unet.named_parameters():
-        if name.endswith("temporal_transformer.proj_out.weight"):
-            param.data.normal_(std=0.2)
-    pipe = AnimatePipeline.for_inference(models)
+    pipe = AnimatePipeline.for_inference(open_float64_models(6, dtype=torch.float32))
     latents = torch.randn(1, 4, 20, 4, 4)
     one_window = pipe.denoise(PHOTO, poses(20), settings(context_frames=20, steps=1), latents=latents.clone(),
                               progress=False)
@@ -175,12 +171,7 @@ def test_no_motion_ablation_makes_frames_independent():
 
     float64: without motion the other frames' rows are computed alike in both runs: measured equal at every
     capability (default, avx2, avx512) and thread count (1, 2); 1e-12 for CPUs we have not seen."""
-    models = build_random_models("tiny", seed=6).to(dtype=torch.float64)
-    for name, param in models.denoising_unet.named_parameters():
-        if name.endswith("temporal_transformer.proj_out.weight"):
-            param.data.normal_(std=0.2)
-    torch.nn.init.normal_(models.pose_guider.conv_out.weight, std=0.1)  # zero-initialised: let poses reach the UNet
-    pipe = AnimatePipeline.for_inference(models, dtype=torch.float64)
+    pipe = AnimatePipeline.for_inference(open_float64_models(6), dtype=torch.float64)
     latents = torch.randn(1, 4, 6, 4, 4, dtype=torch.float64)
     frames = poses(6).frames
     changed = frames.copy()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
-from diffusers.models.attention_processor import Attention
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
 
@@ -20,12 +20,16 @@ class _ReferenceComplete(Exception):
     """Raised by the last write and caught by ReferenceNet.forward: nothing after it in the ReferenceNet is read."""
 
 
+def unet_blocks(unet: UNet2DConditionModel) -> list[nn.Module]:
+    """The UNet's blocks in execution order: down, mid, up."""
+    return [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+
+
 def attention_blocks(unet: UNet2DConditionModel) -> list[nn.Module]:
     """Every spatial transformer block, in execution order (down, mid, up): 16 at SD-1.5."""
-    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
     return [
         transformer
-        for block in blocks
+        for block in unet_blocks(unet)
         for attention in getattr(block, "attentions", None) or []
         for transformer in attention.transformer_blocks
     ]
@@ -56,21 +60,21 @@ def self_attention(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor
 @dataclass(frozen=True)
 class ReferenceRead:
     """What a denoising call's attn1 layers read: per layer the ReferenceNet's tokens [R, M, C], and per row of the
-    (batch·frames) UNet batch the reference it attends to (-1: none). The rows are plain ints: which rows read what
-    is known before the call, so it never waits on the device, and a compiled call branches on constants."""
+    (batch·frames) UNet batch the reference it attends to (-1: none). The rows are plain ints, known before the
+    call: the row split needs no device sync, and a compiled call branches on constants."""
 
     tokens: Sequence[torch.Tensor]
     rows: tuple[int, ...]
 
 
-class CrossAttention:
-    """attn2: attention to the encoder states; takes the call's `reference` key and ignores it."""
+class CrossAttention(AttnProcessor2_0):
+    """attn2: diffusers' own attention processor, declaring the call's `reference` key so that it is not warned
+    about (it has nothing to do with it)."""
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, reference: object = None) -> torch.Tensor:
-        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        mixed = attend(attn.heads, attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context))
-        return project_out(attn, mixed)
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
+                 reference: object = None) -> torch.Tensor:
+        return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
 
 class ReferenceWriter:
@@ -81,13 +85,12 @@ class ReferenceWriter:
         self.index = index
         self.last = last
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None,
-                 reference: list[torch.Tensor | None] | None = None) -> torch.Tensor:
-        if reference is not None:
-            reference[self.index] = hidden_states
-            if self.last:
-                raise _ReferenceComplete
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, reference: list[torch.Tensor | None],
+                 encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        reference[self.index] = hidden_states
+        if self.last:
+            raise _ReferenceComplete
         return self_attention(attn, hidden_states)
 
 

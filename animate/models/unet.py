@@ -1,8 +1,8 @@
 """The denoising network and its one call: diffusers' UNet2DConditionModel over (batch·frames) rows, with the pose
 features, the motion modules and the reference tokens of that call.
 
-diffusers' forward cannot hand per-call values to arbitrary submodules, so they travel two ways (option 1 of the
-explicit-call design: hooks installed once, reading a per-call record):
+diffusers' forward cannot hand per-call values to arbitrary submodules, so they travel two ways (hooks installed
+once, reading a per-call record, rather than a forward of our own that walks diffusers' blocks):
 - the reference tokens ride through `cross_attention_kwargs` to the attention processors (reference.py);
 - the pose features, the frame count and the motion switch are a FrameCall that `forward` sets and, in a `finally`,
   restores to what it was, so calls nest; forward hooks installed once on conv_in and on the motion modules'
@@ -21,7 +21,7 @@ from torch import nn
 
 from .motion_module import MotionModule
 from .pose_guider import PoseGuider
-from .reference import ReferenceRead, ReferenceReader, install_processors
+from .reference import ReferenceRead, ReferenceReader, install_processors, unet_blocks
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,7 @@ def build_unet(config: dict) -> UNet2DConditionModel:
 
 def motion_anchors(unet: UNet2DConditionModel) -> list[tuple[nn.Module, list[nn.Module]]]:
     """Per block, the submodules each motion module follows: attentions where the block has them, else resnets."""
-    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
-    return [(block, list(getattr(block, "attentions", None) or block.resnets)) for block in blocks]
+    return [(block, list(getattr(block, "attentions", None) or block.resnets)) for block in unet_blocks(unet)]
 
 
 class AnimateUNet(nn.Module):
@@ -74,11 +73,9 @@ class AnimateUNet(nn.Module):
                 anchor.register_forward_hook(self._motion_hook(module))
 
     def enable_gradient_checkpointing(self) -> None:
-        """Recompute the UNet's blocks and the motion modules in backward instead of keeping their activations."""
+        """Recompute the UNet's blocks and the motion modules in backward instead of keeping their activations
+        (diffusers switches on every submodule with a `gradient_checkpointing` flag, the motion modules' too)."""
         self.unet.enable_gradient_checkpointing(self._checkpoint)
-        for module in self.unet.modules():
-            if isinstance(module, MotionModule):
-                module.temporal_transformer.gradient_checkpointing = True
 
     def forward(self, latents: torch.Tensor, timestep: torch.Tensor | float, context: torch.Tensor,
                 pose_features: torch.Tensor | None = None, reference: Sequence[torch.Tensor] | None = None,
@@ -102,6 +99,9 @@ class AnimateUNet(nn.Module):
         attention_kwargs = None
         if reference is not None:
             index = range(batch) if reference_index is None else reference_index
+            if len(index) != batch or any(not -1 <= ref < len(reference[0]) for ref in index):
+                raise ValueError(f"reference_index needs one entry per video in [-1, {len(reference[0]) - 1}], "
+                                 f"got {list(index)} for {batch} videos")
             rows = tuple(ref for ref in index for _ in range(num_frames))
             attention_kwargs = {"reference": ReferenceRead(tuple(reference), rows)}
         out = self._with_frames(FrameCall(num_frames, pose_features, motion), self.unet, sample, timestep,
