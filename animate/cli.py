@@ -1,12 +1,13 @@
 """The `animate` command: infer, upscale, eval, pose, train, prepare, synth, download, convert."""
 
 import argparse
+import errno
 import os
 import signal
 import sys
 from pathlib import Path
 
-from .errors import AnimateError
+from .errors import AnimateError, Terminated
 
 UPSCALER_CHOICES = ("realesrgan-x4plus", "realesrgan-x2plus", "realesr-general-x4v3", "realesr-animevideov3")
 
@@ -309,8 +310,8 @@ class JobsFailed(Exception):
     """Some cases of a jobs file failed (each was reported, and so was the summary)."""
 
 
-def _interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt
+def _terminate(_signum, _frame) -> None:
+    raise Terminated
 
 
 def _quiet_libraries() -> None:
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _quiet_libraries()
         if args.command != "train":  # training saves on SIGTERM itself; everything else stops cleanly, leaving nothing
-            signal.signal(signal.SIGTERM, _interrupt)
+            signal.signal(signal.SIGTERM, _terminate)
         {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert,
          "prepare": _prepare, "upscale": _upscale, "eval": _eval,
          "synth": _synth}[args.command](args)
@@ -345,9 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        print(f"terminated{f': {stop}' if str(stop) else ''}", file=sys.stderr)
+        return 143
     except Exception as err:  # a bug or an environment problem: still one line, traceback on request
         if os.environ.get("ANIMATE_DEBUG"):
             raise
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            print(f"error: no space left on device{f' (writing {err.filename})' if err.filename else ''}",
+                  file=sys.stderr)
+            return 1
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         print(f"error: {type(err).__name__}: {first} (set ANIMATE_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1

@@ -17,8 +17,9 @@ from .pose.frames import PoseFrames
 from .pose.keypoints import PoseSequence
 from .pose.sources import POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
 from .profiles import Profile, get_profile
-from .outputs import FrameFolder, published_together
-from .upscale import UPSCALER_DIR, Upscaler, upscaler_weights
+from .outputs import FrameFolder, check_output_folder, published_together
+from .pipeline.guidance import check_guidance
+from .upscale import UPSCALER_DIR, Upscaler, check_tile, upscaler_weights
 from .video import OutputTaken, VideoWriter, audio_codec, probe_video
 
 DEFAULT_UPSCALERS = {2: "realesrgan-x2plus", 4: "realesrgan-x4plus"}
@@ -137,15 +138,20 @@ def check_case(options: InferOptions) -> CaseInputs:
         raise AnimateError(f"--upscale must be 2 or 4, got {options.upscale}")
     if options.upscaler is not None and options.upscale is None:
         raise AnimateError("--upscaler goes with --upscale 2 or 4")
+    if options.cfg is not None:
+        check_guidance(options.cfg)
+    check_tile(options.upscale_tile)
     reference = load_image(options.ref)
     pose_type = detect_pose_type(Path(options.pose)) if options.pose_type == "auto" else options.pose_type
     if pose_type in ("video", "skeleton"):
         probe_video(options.pose)
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
+    check_output_folder(out)
     if options.grid and grid_path(out).exists() and not options.force:
         raise AnimateError(f"{grid_path(out)} already exists (use --force to overwrite)")
     if options.frames_dir is not None:
         FrameFolder(options.frames_dir, overwrite=options.force)  # refuses an existing folder up front
+        check_output_folder(options.frames_dir)
     if options.upscale is not None:  # missing upscaler weights are found before any model loads
         upscaler_weights(upscaler_name(options), upscaler_dir(options.weights))
     return CaseInputs(reference, pose_type, out)

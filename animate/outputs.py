@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -10,6 +11,21 @@ import numpy as np
 from PIL import Image
 
 from .errors import AnimateError
+
+
+def check_output_folder(path: str | os.PathLike) -> None:
+    """Refuse, before any work, an output whose folder cannot be made or written into: a parent that is a file, a
+    folder without write access, a filesystem that takes no new files (a file is made and removed there to know)."""
+    existing = Path(path).absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise AnimateError(f"{path}: cannot be written ({existing} is a file, not a folder)")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise AnimateError(f"{path}: cannot be written in {existing} ({err.strerror or type(err).__name__})") from None
 
 
 class StagedOutput(Protocol):

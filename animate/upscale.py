@@ -171,6 +171,12 @@ def upscaler_weights(name: str, weights_dir: Path) -> Path | None:
     return path
 
 
+def check_tile(tile: int) -> None:
+    """Refuse a negative tile size (0 means whole frames)."""
+    if tile < 0:
+        raise AnimateError(f"--upscale-tile must be >= 0 (0: whole frames), got {tile}")
+
+
 class Upscaler:
     """Frames to `scale` times their size: a Real-ESRGAN network (registry name or .pth path), or `lanczos`."""
 
@@ -179,6 +185,7 @@ class Upscaler:
                  tile: int = 512, pad: int = 16, batch: int = 4):
         if scale < 1 or batch < 1:
             raise AnimateError(f"upscaling needs a scale and a batch of at least 1 (got scale {scale}, batch {batch})")
+        check_tile(tile)
         self.name, self.scale, self.tile, self.pad, self.batch = str(name_or_path), scale, tile, pad, batch
         self.device, self.dtype = torch.device(device), dtype
         self.model: nn.Module | None = None

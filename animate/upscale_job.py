@@ -9,7 +9,8 @@ from tqdm.auto import tqdm
 
 from .errors import AnimateError
 from .infer import DEFAULT_UPSCALERS, resolve_device
-from .upscale import UPSCALER_DIR, Upscaler
+from .outputs import check_output_folder
+from .upscale import UPSCALER_DIR, Upscaler, check_tile
 from .video import VideoWriter, probe_video, read_frames
 
 CHUNK = 8  # frames read, upscaled and written at a time
@@ -42,6 +43,8 @@ def run_upscale(options: UpscaleOptions) -> Path:
         raise AnimateError(f"{options.out} already exists (use --force to overwrite)")
     if options.out.resolve() == options.video.resolve():
         raise AnimateError("-o/--out must differ from the input video")
+    check_tile(options.tile)
+    check_output_folder(options.out)
     info = probe_video(options.video)
     device, dtype = resolve_device(options.device, options.dtype)
     upscaler = Upscaler(options.upscaler or DEFAULT_UPSCALERS[options.scale], options.scale, options.weights_dir,

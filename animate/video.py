@@ -23,6 +23,7 @@ except ImportError:  # decord has no wheels for some platforms; ffmpeg does the 
     decord = None
 
 _BATCH = 8
+FILE_SYSTEM_REFUSALS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
 
 
 def _open_decord(path: str) -> decord.VideoReader:
@@ -70,18 +71,16 @@ def audio_codec(path: str | os.PathLike) -> str | None:
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Size, frame rate and frame count of a video file."""
+    """Size, frame rate and frame count of a video file (decord, or the bundled ffmpeg for what decord cannot open:
+    GIFs, some containers, or every file where decord is not installed)."""
     path = os.fspath(path)
     _check_file(path)
-    if decord is not None:
-        try:
-            reader = _open_decord(path)
+    reader = _decord_reader(path)
+    try:
+        if reader is not None:
             num_frames, fps = len(reader), float(reader.get_avg_fps())
             height, width = reader[0].shape[:2] if num_frames else (0, 0)
-        except Exception as err:
-            raise _unreadable(path) from err
-    else:
-        try:
+        else:
             frames = imageio_ffmpeg.read_frames(path)
             try:
                 meta = next(frames)
@@ -90,13 +89,23 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             width, height = meta["size"]
             fps = float(meta["fps"])
             num_frames = imageio_ffmpeg.count_frames_and_secs(path)[0]
-        except Exception as err:
-            raise _unreadable(path) from err
+    except Exception as err:
+        raise _unreadable(path) from err
     if num_frames <= 0:
         raise AnimateError(f"video has no frames: {path}")
     if not (fps > 0 and math.isfinite(fps)):
         raise AnimateError(f"{path}: the video has no usable frame rate ({fps})")
     return VideoInfo(path, int(width), int(height), fps, int(num_frames))
+
+
+def _decord_reader(path: str) -> decord.VideoReader | None:
+    """A decord reader of the file, or None where decord is missing or cannot open it (then ffmpeg reads it)."""
+    if decord is None:
+        return None
+    try:
+        return _open_decord(path)
+    except Exception:
+        return None
 
 
 def read_frames(
@@ -110,11 +119,8 @@ def read_frames(
     _check_file(path)
     if start < 0 or (stop is not None and stop < 0):
         raise ValueError(f"start and stop must be >= 0, got {start}, {stop}")
-    if decord is not None:
-        try:
-            reader = _open_decord(path)
-        except Exception as err:
-            raise _unreadable(path) from err
+    reader = _decord_reader(path)
+    if reader is not None:
         end = len(reader) if stop is None else min(stop, len(reader))
         frames = _decord_frames(path, reader, start, end)
     else:
@@ -317,7 +323,8 @@ class VideoWriter:
         os.replace(muxed, self._temp)
 
     def _ffmpeg_error(self) -> str:
-        """ffmpeg's last error line (after waiting for it to exit)."""
+        """What ffmpeg said went wrong (after waiting for it to exit): a full disk or another file-system refusal
+        when it names one (its last line is then a vaguer one), else its last error line."""
         if self._ffmpeg is not None:
             try:
                 self._ffmpeg.wait(timeout=10)
@@ -327,6 +334,9 @@ class VideoWriter:
             return "unknown error"
         self._log.seek(0)
         lines = self._log.read().decode(errors="replace").strip().splitlines()
+        for refusal in FILE_SYSTEM_REFUSALS:
+            if any(refusal in line for line in lines):
+                return refusal
         return lines[-1] if lines else f"exit status {self._ffmpeg.returncode if self._ffmpeg else '?'}"
 
     def _close_log(self) -> None:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from animate.errors import AnimateError
+from animate.errors import AnimateError, Terminated
 from animate.models.bundle import AnimateModels
 
 from .network import AnimateNet
@@ -30,7 +30,8 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                  resume_from: str | None, preview_frames: int) -> Path:
     """Train `trained` (the rest frozen) on `dataset`; returns the output folder holding the checkpoints.
 
-    Every `train.validate_every` steps the main process writes a preview of `preview_frames` frames.
+    Every `train.validate_every` steps the main process writes a preview of `preview_frames` frames. SIGTERM ends
+    the run after a checkpoint with Terminated.
     """
     run = cfg.train
     output_dir = Path(run.output_dir)
@@ -93,6 +94,8 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     gc.collect()
     accelerator.wait_for_everyone()
     accelerator.end_training()  # stops TensorBoard and destroys the process group
+    if stop.requested:  # a scheduler must tell this apart from a finished run
+        raise Terminated(f"checkpoint-{step:07d} saved in {output_dir}; continue with --resume latest")
     return output_dir
 
 

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from animate.pipeline.animate import AnimatePipeline
+from animate.pose.keypoints import PoseSequence
 from animate.video import VideoWriter, fit_frame, probe_video, read_frames
 
 FAST = ["-W", "64", "--steps", "2", "--no-progress"]  # 64x96 canvas for the 64x96 photo
@@ -195,13 +196,39 @@ def _bad_case(name: str, tmp_path: Path, ref: Path, pose: Path, moore: Path) -> 
         return infer_args(ref, pose, "random:tiny", "--dtype", "fp64"), ["--dtype", "fp64"]
     if name == "cuda-without-gpu":
         return infer_args(ref, pose, "random:tiny", "--device", "cuda"), ["--device cuda", "no CUDA GPU"]
+    if name == "negative-cfg":
+        return infer_args(ref, pose, "random:tiny", "--cfg", "-1"), ["--cfg", "finite number >= 0", "-1"]
+    if name == "nan-cfg":
+        return infer_args(ref, pose, "random:tiny", "--cfg", "nan"), ["--cfg", "finite number >= 0", "nan"]
+    if name == "negative-upscale-tile":
+        return infer_args(ref, pose, "random:tiny", "--upscale", "2", "--upscaler", "lanczos", "--upscale-tile", "-5"), \
+            ["--upscale-tile", ">= 0", "-5"]
+    if name == "nan-keypoints-no-align":
+        body = np.full((4, 18, 3), 0.9, np.float32)
+        body[:, :, :2] = np.random.default_rng(0).uniform(10, 50, (4, 18, 2))
+        body[2, 4, 0] = np.nan
+        PoseSequence(body, np.zeros((4, 2, 21, 3)), np.zeros((4, 68, 3)), 64, 96, 12).save(tmp_path / "nan.pose.npz")
+        return infer_args(ref, tmp_path / "nan.pose.npz", "random:tiny", "--no-align"), ["nan.pose.npz", "body", "NaN"]
+    # An output that cannot be written is refused before the weights are even looked for (they are missing here).
+    if name == "output-under-a-file":
+        (tmp_path / "afile").write_text("not a folder\n")
+        return infer_args(ref, pose, tmp_path / "no_weights", "-o", tmp_path / "afile" / "out.mp4"), \
+            ["afile", "is a file, not a folder"]
+    if name == "output-in-proc":
+        return infer_args(ref, pose, tmp_path / "no_weights", "-o", "/proc/animate-out.mp4"), \
+            ["/proc/animate-out.mp4", "cannot be written"]
+    if name == "text-as-upscaler":
+        (tmp_path / "notes.txt").write_text("these are my notes\n")
+        return infer_args(ref, pose, "random:tiny", "--upscale", "2", "--upscaler", tmp_path / "notes.txt"), \
+            ["notes.txt", "neither torch.save's zip archive nor a pickle"]
     raise AssertionError(name)
 
 
 BAD_CASES = [
     "missing-ref", "text-ref", "empty-pose", "corrupt-pose", "missing-weights", "garbage-unet", "motion-key-missing",
     "width-not-multiple-of-8", "context-over-position-table", "overlap-not-below-context", "zero-steps",
-    "zero-frames", "dtype-fp64", "cuda-without-gpu",
+    "zero-frames", "dtype-fp64", "cuda-without-gpu", "negative-cfg", "nan-cfg", "negative-upscale-tile",
+    "nan-keypoints-no-align", "output-under-a-file", "output-in-proc", "text-as-upscaler",
 ]
 
 
@@ -312,3 +339,15 @@ def test_an_existing_grid_file_is_refused_too(run_cli, ref_photo, pose_video, tm
                       "--steps", "1", "--no-progress", "-o", "o.mp4", "--grid"])
     assert result.code == 2 and "o_grid.mp4 already exists" in result.err
     assert (tmp_path / "o_grid.mp4").read_bytes() == b"keep" and not (tmp_path / "o.mp4").exists()
+
+
+def test_infer_takes_a_gif_pose(run_cli, ref_photo, pose_video, tmp_path):
+    from PIL import Image
+
+    frames = [Image.fromarray(f) for f in read_frames(pose_video(6, fps=12))]
+    gif = tmp_path / "dance.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=83, loop=0)
+    result = run_cli(infer_args(ref_photo, gif, "random:tiny", "-o", "out.mp4"))
+    assert result.code == 0, result.err
+    assert "rendered skeleton video" in result.err  # detected as what it is
+    assert probe_video(tmp_path / "out.mp4").num_frames == 6

@@ -118,8 +118,26 @@ def test_an_exception_mid_write_leaves_none_of_the_files(run_cli, ref_photo, pos
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "tmp") == []
 
 
+def test_a_full_disk_mid_write_says_so_and_leaves_nothing(run_cli, ref_photo, pose_video, tmp_path, monkeypatch):
+    """ENOSPC while the PNG frames are written: one line that says the disk is full, and no file, partial or not."""
+    import errno
+
+    from PIL import Image
+
+    def full_disk(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    result = run_cli(["infer", "--ref", ref_photo, "--pose", pose_video(6), *FAST, "-o", "out.mp4", "--frames-dir",
+                      "frames"])
+    assert result.code == 1
+    assert result.err.strip().splitlines()[-1].startswith("error: no space left on device (writing "), result.err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "tmp") == []
+
+
 def test_sigterm_mid_write_leaves_nothing(ref_photo, pose_video, tmp_path):
-    """A real process stopped by SIGTERM while its files are being written: exit 130 and no file, partial or not."""
+    """A real process stopped by SIGTERM while its files are being written: exit 143 (128 + SIGTERM, as a shell
+    reports it) and no file, partial or not."""
     command = [sys.executable, "-m", "animate.cli", "infer", "--ref", str(ref_photo), "--pose", str(pose_video(96)),
                "--weights", "random:tiny", "-W", "64", "--steps", "1", "--no-progress", "-o", "out.mp4", "--grid",
                "--frames-dir", "frames", "--upscale", "4", "--upscaler", "lanczos"]
@@ -130,8 +148,8 @@ def test_sigterm_mid_write_leaves_nothing(ref_photo, pose_video, tmp_path):
     assert process.poll() is None, "the run ended before it could be interrupted mid-write"
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "interrupted"
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "terminated"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -161,6 +179,19 @@ def test_upscale_command_errors_are_one_line(run_cli, pose_video, tmp_path):
     result = run_cli(["upscale", pose_video(2), "-o", "big.mp4", "--scale", "4", "--weights-dir", tmp_path])
     assert result.code == 2 and "animate download --upscaler realesrgan-x4plus" in result.err
     assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "big.mp4").exists()
+    result = run_cli(["upscale", pose_video(2), "-o", "big.mp4", "--scale", "2", "--upscaler", "lanczos",
+                      "--upscale-tile", "-5"])
+    assert result.code == 2 and result.err.strip() == "error: --upscale-tile must be >= 0 (0: whole frames), got -5"
+    (tmp_path / "afile").write_text("not a folder\n")
+    result = run_cli(["upscale", pose_video(2), "-o", tmp_path / "afile" / "big.mp4", "--scale", "2", "--upscaler",
+                      "lanczos"])
+    assert result.code == 2 and result.err.strip() == (
+        f"error: {tmp_path / 'afile' / 'big.mp4'}: cannot be written ({tmp_path / 'afile'} is a file, not a folder)")
+    (tmp_path / "notes.txt").write_text("these are my notes\n")
+    result = run_cli(["upscale", pose_video(2), "-o", "big.mp4", "--scale", "2", "--upscaler", tmp_path / "notes.txt"])
+    assert result.code == 2 and result.err.strip() == (f"error: {tmp_path / 'notes.txt'}: not a readable weight file "
+                                                       "(neither torch.save's zip archive nor a pickle)")
+    assert not (tmp_path / "big.mp4").exists()
 
 
 def test_default_upscalers_are_the_released_ones():

@@ -121,6 +121,36 @@ def test_train_command(dataset, tmp_path, run_cli):
         "error: train.mixed_precision must be no, fp16 or bf16, got 'fp8'"]
 
 
+def test_sigterm_saves_a_checkpoint_then_exits_143(dataset, tmp_path, run_cli, monkeypatch):
+    """A scheduler's SIGTERM mid-run: the step in progress finishes, a checkpoint is saved, and the exit is 143, not
+    the 0 of a finished run."""
+    import signal
+
+    from stages import loop
+
+    calls, loss = [], loop.diffusion_loss
+
+    def loss_then_sigterm(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "diffusion_loss", loss_then_sigterm)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        result = run_cli(["train", "stage1", "--config", CONFIG_DIR / "train" / "stage1_tiny.yaml",
+                          f"data.meta=[{dataset}]", f"train.output_dir={tmp_path}/r", "train.max_steps=10",
+                          "train.checkpoint_every=100", "train.validate_every=100"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.code == 143, result.err
+    assert result.err.strip().splitlines()[-1] == (
+        f"terminated: checkpoint-0000002 saved in {tmp_path}/r; continue with --resume latest")
+    assert [p.name for p in checkpoints(tmp_path / "r")] == ["checkpoint-0000002"]
+    assert result.out == ""
+
+
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_release_and_tiny_configs_have_the_same_keys(stage):
     from omegaconf import OmegaConf

@@ -143,6 +143,7 @@ def test_bad_state_dict_is_one_line_naming_file_and_key(damage, tmp_path):
     ([1, 2, 3], "not a state dict of tensors"),
     ({"params_ema": {"a": 1}}, "not a state dict of tensors"),
     (b"\x00 not a pickle at all", "not a readable weight file"),
+    (b"these are my notes\n", "neither torch.save's zip archive nor a pickle"),
 ])
 def test_unreadable_file_is_one_line(content, expected, tmp_path):
     path = tmp_path / "weird.pth"
@@ -153,6 +154,15 @@ def test_unreadable_file_is_one_line(content, expected, tmp_path):
     with pytest.raises(AnimateError) as excinfo:
         read_sr_state_dict(path)
     assert_one_line_error(excinfo, str(path), expected)
+
+
+def test_a_protocol_4_pickle_is_one_line_without_torch_warnings(tmp_path, recwarn):
+    path = tmp_path / "p4.pth"
+    torch.save({"params_ema": small_rrdbnet_state()}, path, pickle_protocol=4)
+    with pytest.raises(AnimateError) as excinfo:
+        read_sr_state_dict(path)
+    assert_one_line_error(excinfo, str(path), "pickle protocol 4")
+    assert [str(w.message) for w in recwarn] == []  # torch's own warning would be two more lines on stderr
 
 
 # Receptive-field radii in input pixels of the small nets below, measured from input gradients: 19 (RRDBNet x4),

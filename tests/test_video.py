@@ -273,3 +273,38 @@ def test_crf_sets_the_quality(tmp_path):
         with VideoWriter(tmp_path / f"crf{crf}.mp4", 10, crf=crf) as writer:
             writer.write(noise)
     assert (tmp_path / "crf40.mp4").stat().st_size < 0.5 * (tmp_path / "crf10.mp4").stat().st_size
+
+
+def test_a_gif_decord_cannot_open_is_read_through_ffmpeg(tmp_path):
+    from PIL import Image
+
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40), (10, 10, 10)]
+    frames = [np.broadcast_to(np.array(c, np.uint8), (96, 64, 3)).copy() for c in colours]
+    for frame, column in zip(frames, range(5, 60, 11)):
+        frame[:, column:column + 4] = 255  # a white bar that moves: frames stay in order
+    path = tmp_path / "dance.gif"
+    Image.fromarray(frames[0]).save(path, save_all=True, append_images=[Image.fromarray(f) for f in frames[1:]],
+                                    duration=100, loop=0)
+    info = probe_video(path)
+    assert (info.width, info.height, info.num_frames) == (64, 96, 5) and info.fps == pytest.approx(10)
+    got = np.stack(list(read_frames(path)))
+    assert got.shape == (5, 96, 64, 3)
+    assert np.abs(got.astype(int) - np.stack(frames)).max() <= 2  # a GIF's palette holds these colours exactly
+    assert len(list(read_frames(path, 1, 3))) == 2
+
+
+def test_a_full_disk_under_ffmpeg_says_so_and_leaves_nothing(tmp_path, monkeypatch):
+    """ffmpeg's output goes to /dev/full, where every write fails with ENOSPC."""
+    popen = subprocess.Popen
+
+    def onto_dev_full(command, *args, **kwargs):
+        full = [*command[:-1], "-f", "mp4", "/dev/full"]  # no file name to guess the format from
+        return popen(full if command[-1].endswith(".partial.mp4") else command, *args, **kwargs)
+
+    monkeypatch.setattr(video.subprocess, "Popen", onto_dev_full)
+    writer = VideoWriter(tmp_path / "out.mp4", 12)
+    with pytest.raises(AnimateError, match="No space left on device"):
+        for _ in range(8):
+            writer.write(np.zeros((4, 64, 64, 3), np.uint8))
+        writer.close()
+    assert list(tmp_path.iterdir()) == []

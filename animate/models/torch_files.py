@@ -1,5 +1,6 @@
 """Reading a torch pickle (.pth/.ckpt/.bin) safely: weights only, memory-mapped, one-line errors."""
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -7,15 +8,30 @@ import torch
 from ..errors import AnimateError
 
 
+ZIP_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save's zip archive; a legacy pickle (protocol >= 2)
+
+
 def load_torch_file(path: Path) -> object:
     """The file's object (weights_only, memory-mapped; legacy pre-zip pickles read whole), or a one-line error."""
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as err:
-            if "mmap" not in str(err):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) pickles
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise AnimateError(f"{path}: cannot be read ({err.strerror})") from None
+    if not (head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC)):
+        raise AnimateError(f"{path}: not a readable weight file (neither torch.save's zip archive nor a pickle)")
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol on stderr; the error below says it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as err:
+                if "mmap" not in str(err):
+                    raise
+                return torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) pickles
     except Exception as err:
+        if "Unsupported operand 149" in str(err):  # FRAME: a pickle of protocol 4 or later
+            raise AnimateError(f"{path}: saved with pickle protocol 4 or later, which torch's safe (weights-only) "
+                               "loader cannot read; re-save it with torch.save's default protocol") from None
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AnimateError(f"{path}: not a readable weight file ({reason[:200]})") from None

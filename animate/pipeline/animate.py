@@ -14,7 +14,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from ..dtypes import accumulation_dtype
 from ..errors import AnimateError
 from ..models.bundle import AnimateModels
-from .guidance import classifier_free_guidance
+from .guidance import check_guidance, classifier_free_guidance
 from .schedulers import make_scheduler
 from .windows import blend_weights, context_windows
 
@@ -128,6 +128,7 @@ class AnimatePipeline:
             raise AnimateError(f"--context-overlap must be in [0, {settings.context_frames - 1}], got {settings.context_overlap}")
         if settings.steps < 1:
             raise AnimateError(f"--steps must be at least 1, got {settings.steps}")
+        check_guidance(settings.guidance)
 
     def initial_latents(self, num_frames: int, settings: AnimateSettings) -> torch.Tensor:
         """Seeded Gaussian noise [1, 4, F, H/s, W/s], drawn on the CPU so a seed gives the same video on any device."""

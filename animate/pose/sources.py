@@ -49,7 +49,16 @@ def detect_pose_type(path: Path) -> str:
 
 
 def load_keypoints(path: Path) -> PoseSequence:
-    """Our `.pose.npz` or JSON, or OpenPose/DWPose JSON (one file or a folder of per-frame files)."""
+    """Our `.pose.npz` or JSON, or OpenPose/DWPose JSON (one file or a folder of per-frame files); every number in it
+    must be finite (a missing point has score 0, never NaN)."""
+    seq = _read_keypoints(path)
+    for part in ("body", "hands", "face"):
+        if not np.isfinite(getattr(seq, part)).all():
+            raise AnimateError(f"{path}: {part} keypoints hold NaN or infinite values (a missing point is x, y, 0)")
+    return seq
+
+
+def _read_keypoints(path: Path) -> PoseSequence:
     if path.is_dir():
         return load_openpose_json(path)
     if not path.is_file():
