@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import AnimateError, Terminated
+from .errors import AnimateError, Terminated, error_summary
 
 UPSCALER_CHOICES = ("realesrgan-x4plus", "realesrgan-x2plus", "realesr-general-x4v3", "realesr-animevideov3")
 
@@ -356,8 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no space left on device{f' (writing {err.filename})' if err.filename else ''}",
                   file=sys.stderr)
             return 1
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        print(f"error: {type(err).__name__}: {first} (set ANIMATE_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"error: {error_summary(err)} (set ANIMATE_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
     return 0
 

@@ -18,7 +18,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
-from .errors import AnimateError
+from .errors import AnimateError, first_line
 from .paths import model_size_dir
 
 
@@ -116,7 +116,7 @@ def _reason(error: BaseException) -> str:
         return "file not found in the repository"
     if isinstance(error, (LocalEntryNotFoundError, TransportError)):
         return "cannot reach the Hub (check the network, proxy or HF_ENDPOINT)"
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return first_line(error)
 
 
 def _say(message: str, progress: bool) -> None:
@@ -179,7 +179,7 @@ def _url_reason(error: BaseException) -> str:
         return f"HTTP {error.code}"
     if isinstance(error, urllib.error.URLError):
         return f"cannot reach the server ({error.reason})"
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return first_line(error)
 
 
 def _sha256(path: Path) -> str:

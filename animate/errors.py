@@ -1,6 +1,22 @@
 """The one exception type whose message is shown to users as a single line."""
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (at most `limit` characters), else its type's name; never
+    raises, so that reporting an error cannot hide it."""
+    try:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    except Exception:  # a __str__ that fails
+        lines = []
+    return lines[0][:limit] if lines else type(err).__name__
+
+
+def error_summary(err: BaseException) -> str:
+    """An unexpected error in one line: its type, then the first line of its message when it has one."""
+    line = first_line(err)
+    return line if line == type(err).__name__ else f"{type(err).__name__}: {line}"
+
+
 class AnimateError(Exception):
     """A user-facing error: bad input, missing weights, wrong options."""
 

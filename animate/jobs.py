@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import AnimateError
+from .errors import AnimateError, error_summary, first_line
 from .infer import InferOptions, check_case, open_session, run_case
 
 # Options that choose or place the models: the same for every case, so only the command line sets them.
@@ -46,7 +46,7 @@ def load_cases(path: Path, base: InferOptions) -> list[InferOptions]:
     except OSError as err:
         raise AnimateError(f"{path}: cannot read the jobs file ({err.strerror})") from None
     except yaml.YAMLError as err:
-        raise AnimateError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise AnimateError(f"{path}: not valid YAML ({first_line(err)})") from None
     if not isinstance(data, dict):
         raise AnimateError(f"{path}: a jobs file is a mapping with `test_cases` and/or `cases`")
     ignored = sorted(MOORE_MODEL_KEYS & data.keys())
@@ -132,9 +132,8 @@ def run_jobs(path: Path, base: InferOptions) -> int:
             results.append(CaseResult(label, None, str(err), time.perf_counter() - start))
             print(f"error: {label}: {err}", file=sys.stderr)
         except Exception as err:  # a bug in one case must not lose the others; the traceback on request
-            first = (str(err).strip().splitlines() or [""])[0]
-            results.append(CaseResult(label, None, f"{type(err).__name__}: {first}", time.perf_counter() - start))
-            print(f"error: {label}: {type(err).__name__}: {first}", file=sys.stderr)
+            results.append(CaseResult(label, None, error_summary(err), time.perf_counter() - start))
+            print(f"error: {label}: {error_summary(err)}", file=sys.stderr)
             if os.environ.get("ANIMATE_DEBUG"):
                 traceback.print_exc()
     print(summary(results, state.process_index, state.num_processes), file=sys.stderr)

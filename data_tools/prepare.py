@@ -34,7 +34,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm.auto import tqdm
 
-from animate.errors import AnimateError
+from animate.errors import AnimateError, first_line
 from animate.native_logs import native_stderr_silenced
 from animate.pose.frames import draw_sequence
 from animate.pose.keypoints import PoseSequence
@@ -261,7 +261,7 @@ def prepare_video(source: Path, relative: str, name: str, options: PrepareOption
     except _Skip as skip:
         outcome = Outcome(name, relative, skip.reason, skip.detail)
     except (AnimateError, ValueError, StopIteration) as err:  # a video that decodes badly part-way: skip, go on
-        outcome = Outcome(name, relative, "unreadable", str(err).splitlines()[0] if str(err) else type(err).__name__)
+        outcome = Outcome(name, relative, "unreadable", first_line(err))
     _write_json(options.data_dir / STATE / f"{name}.json",
                 {"source": relative, **stamp, "settings": options.settings(), "outcome": asdict(outcome)})
     return outcome

@@ -10,7 +10,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 
-from animate.errors import AnimateError
+from animate.errors import AnimateError, first_line
 from animate.models.bundle import AnimateModels
 from animate.models.weights import save_weight_set
 
@@ -26,7 +26,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
         OmegaConf.set_struct(base, True)  # a typo in an override must not be silently ignored
         return OmegaConf.merge(base, OmegaConf.from_dotlist(list(overrides)))
     except Exception as err:  # OmegaConf raises several types for bad YAML / overrides
-        raise AnimateError(f"{path}: bad config or override ({str(err).splitlines()[0]})") from None
+        raise AnimateError(f"{path}: bad config or override ({first_line(err)})") from None
 
 
 def start_run(config_path: str | Path, overrides: list[str] = ()) -> tuple[DictConfig, Accelerator, torch.dtype]:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import AnimateError
+from ..errors import AnimateError, first_line
 
 
 ZIP_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save's zip archive; a legacy pickle (protocol >= 2)
@@ -33,5 +33,4 @@ def load_torch_file(path: Path) -> object:
         if "Unsupported operand 149" in str(err):  # FRAME: a pickle of protocol 4 or later
             raise AnimateError(f"{path}: saved with pickle protocol 4 or later, which torch's safe (weights-only) "
                                "loader cannot read; re-save it with torch.save's default protocol") from None
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AnimateError(f"{path}: not a readable weight file ({reason[:200]})") from None
+        raise AnimateError(f"{path}: not a readable weight file ({first_line(err)})") from None

@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import CLIPVisionModelWithProjection
 
-from ..errors import AnimateError
+from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
 from .bundle import AnimateModels, build_animate_unets, build_random_models
 from .reference import ReferenceNet
@@ -69,8 +69,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             with safe_open(str(path), "pt") as f:
                 state = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise AnimateError(f"{path}: not a readable weight file ({reason[:200]})") from None
+            raise AnimateError(f"{path}: not a readable weight file ({first_line(err)})") from None
     else:
         state = load_torch_file(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -142,7 +141,7 @@ def _read_ours(path: Path) -> Checkpoint:
     except AnimateError:
         raise
     except Exception as err:
-        raise AnimateError(f"{path}: not a readable animate weight file ({str(err).splitlines()[0][:200]})") from None
+        raise AnimateError(f"{path}: not a readable animate weight file ({first_line(err)})") from None
     sources = {name: path for name in parts}
     if any(MOTION_MARK in k for k in parts["denoising_unet"]):
         sources["motion_module"] = path
@@ -222,7 +221,7 @@ def _load_pretrained(cls, folder: Path | None, what: str, root: Path):
     try:
         return cls.from_pretrained(str(folder))
     except (OSError, ValueError, RuntimeError, KeyError) as err:
-        raise AnimateError(f"{folder}: cannot load the {what} ({str(err).strip().splitlines()[0][:200]})") from None
+        raise AnimateError(f"{folder}: cannot load the {what} ({first_line(err)})") from None
 
 
 def load_models(spec: str | Path, profile: str | None = None, motion_module: Path | None = None,

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import AnimateError
+from ..errors import AnimateError, first_line
 from ..image import load_image
 from ..video import probe_video, read_frames
 from .keypoints import PoseSequence
@@ -82,7 +82,7 @@ def _session(path: Path):
     try:
         return ort.InferenceSession(os.fspath(path), options, providers=providers)
     except Exception as err:  # onnxruntime raises its own exception types for unreadable models
-        raise AnimateError(f"cannot load {path}: {str(err).splitlines()[0][:200]}") from None
+        raise AnimateError(f"cannot load {path}: {first_line(err)}") from None
 
 
 def _input_size(session, default: tuple[int, int]) -> tuple[int, int]:

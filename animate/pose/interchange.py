@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnimateError
+from ..errors import AnimateError, first_line
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
 
 JSON_FORMAT, JSON_VERSION = "animate-pose", 1
@@ -52,7 +52,7 @@ def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AnimateError(f"{path}: not readable JSON ({str(err).splitlines()[0][:200]})") from None
+        raise AnimateError(f"{path}: not readable JSON ({first_line(err)})") from None
 
 
 def _stack(frames: list, key: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -77,7 +77,7 @@ def load_json(path: str | Path) -> PoseSequence:
     except AnimateError:
         raise
     except (KeyError, TypeError, ValueError) as err:
-        raise AnimateError(f"{path}: malformed keypoint JSON ({str(err).splitlines()[0][:200]})") from None
+        raise AnimateError(f"{path}: malformed keypoint JSON ({first_line(err)})") from None
 
 
 def _openpose_files(paths_or_dir: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -157,7 +157,7 @@ def load_openpose_json(paths_or_dir: str | Path | Sequence[str | Path], width: i
         try:
             people += [_main_person(frame) for frame in file_frames]
         except (ValueError, TypeError, AttributeError) as err:
-            raise AnimateError(f"{path}: not OpenPose keypoint JSON ({str(err).splitlines()[0][:200]})") from None
+            raise AnimateError(f"{path}: not OpenPose keypoint JSON ({first_line(err)})") from None
         frames += file_frames
     if not frames:
         raise AnimateError(f"{name}: no frames in the OpenPose JSON")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnimateError
+from ..errors import AnimateError, first_line
 
 FORMAT_VERSION = 1
 BODY_POINTS, HAND_POINTS, FACE_POINTS = 18, 21, 68
@@ -88,4 +88,4 @@ class PoseSequence:
         except AnimateError:
             raise
         except (OSError, KeyError, ValueError) as err:
-            raise AnimateError(f"{path}: not a readable keypoint file ({str(err).splitlines()[0][:200]})") from None
+            raise AnimateError(f"{path}: not a readable keypoint file ({first_line(err)})") from None
