@@ -5,6 +5,7 @@ import errno
 import os
 import signal
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from .errors import AnimateError, Terminated, error_summary
@@ -202,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _options(cls, args: argparse.Namespace, **given):
+    """Options dataclass `cls` from the parsed arguments of the same names, `given` for the fields named otherwise
+    (a field with neither is a bug and fails loudly)."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.name not in given}, **given)
+
+
 def _infer(args) -> None:
     from .infer import InferOptions, run_infer
 
@@ -209,16 +216,7 @@ def _infer(args) -> None:
         raise AnimateError("infer needs --ref and --pose (or --jobs FILE)")
     if args.jobs is not None and (args.ref is not None or args.pose is not None or args.out is not None):
         raise AnimateError("--jobs takes the photos, poses and outputs from its file: drop --ref/--pose/-o")
-    options = InferOptions(
-        ref=args.ref, pose=args.pose, weights=args.weights, out=args.out, force=args.force, width=args.width,
-        height=args.height, max_frames=args.max_frames, fps=args.fps, seed=args.seed, steps=args.steps, cfg=args.cfg,
-        context_frames=args.context_frames, context_overlap=args.context_overlap, sampler=args.sampler,
-        device=args.device, dtype=args.dtype, offload=args.offload, profile=args.profile,
-        motion_module=args.motion_module, grid=args.grid, crf=args.crf, frames_dir=args.frames_dir,
-        upscale=args.upscale, upscaler=args.upscaler, upscale_tile=args.upscale_tile, no_reference=args.no_reference,
-        no_motion=args.no_motion, progress=not args.no_progress,
-        pose_type=args.pose_type, no_align=args.no_align, pose_backend=args.pose_backend, dwpose_dir=args.dwpose_dir,
-    )
+    options = _options(InferOptions, args, progress=not args.no_progress)
     if args.jobs is None:
         print(run_infer(options))
         return
@@ -246,22 +244,14 @@ def _eval(args) -> None:
 def _upscale(args) -> None:
     from .upscale_job import UpscaleOptions, run_upscale
 
-    print(run_upscale(UpscaleOptions(
-        video=args.video, out=args.out, scale=args.scale, upscaler=args.upscaler, weights_dir=args.weights_dir,
-        tile=args.upscale_tile, crf=args.crf, force=args.force, device=args.device, dtype=args.dtype,
-        progress=not args.no_progress,
-    )))
+    print(run_upscale(_options(UpscaleOptions, args, tile=args.upscale_tile, progress=not args.no_progress)))
 
 
 def _pose(args) -> None:
     from .pose_job import PoseOptions, run_pose
 
-    print(run_pose(PoseOptions(
-        source=args.source, out=args.out, keypoints=args.keypoints, ref=args.ref, width=args.width, height=args.height,
-        max_frames=args.max_frames, profile=args.profile, no_align=args.no_align, force=args.force,
-        progress=not args.no_progress, pose_backend=args.pose_backend,
-        dwpose_dir=args.dwpose_dir or Path("pretrained_weights"),
-    )))
+    print(run_pose(_options(PoseOptions, args, progress=not args.no_progress,
+                            dwpose_dir=args.dwpose_dir or Path("pretrained_weights"))))
 
 
 def _train(args) -> None:
@@ -289,7 +279,8 @@ def _download(args) -> None:
 
 
 def _convert(args) -> None:
-    from .models.weights import DTYPES, load_models, save_weight_set
+    from .dtypes import DTYPES
+    from .models.weights import load_models, save_weight_set
 
     models = load_models(args.src, motion_module=args.motion_module)
     print(save_weight_set(models, args.out, args.layout, DTYPES[args.dtype]))

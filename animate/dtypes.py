@@ -1,6 +1,8 @@
-"""The dtype arithmetic around the models runs in."""
+"""dtype names, and the dtype arithmetic around the models runs in."""
 
 import torch
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # the names options and files use
 
 
 def accumulation_dtype(*dtypes: torch.dtype) -> torch.dtype:

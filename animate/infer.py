@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .dtypes import DTYPES
 from .errors import AnimateError
 from .image import canvas_size, load_image
 from .models.weights import describe, load_models
@@ -96,12 +97,11 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
         raise AnimateError(f"unknown --device {device!r}") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise AnimateError("--device cuda asked for, but no CUDA GPU is available")
-    names = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if dtype == "auto":
         return resolved, torch.float16 if resolved.type == "cuda" else torch.float32
-    if dtype not in names:
-        raise AnimateError(f"unknown --dtype {dtype!r} (choose from auto, {', '.join(names)})")
-    return resolved, names[dtype]
+    if dtype not in DTYPES:
+        raise AnimateError(f"unknown --dtype {dtype!r} (choose from auto, {', '.join(DTYPES)})")
+    return resolved, DTYPES[dtype]
 
 
 @dataclass

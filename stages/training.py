@@ -10,6 +10,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 
+from animate.dtypes import DTYPES
 from animate.errors import AnimateError, first_line
 from animate.models.bundle import AnimateModels
 from animate.models.weights import save_weight_set
@@ -41,7 +42,7 @@ def start_run(config_path: str | Path, overrides: list[str] = ()) -> tuple[DictC
     accelerator = Accelerator(mixed_precision=run.mixed_precision, gradient_accumulation_steps=run.gradient_accumulation,
                               log_with="tensorboard", project_dir=run.output_dir)
     set_seed(run.seed)
-    return cfg, accelerator, {"fp16": torch.float16, "bf16": torch.bfloat16}.get(run.mixed_precision, torch.float32)
+    return cfg, accelerator, DTYPES.get(run.mixed_precision, torch.float32)
 
 
 def checkpoints(output_dir: Path) -> list[Path]:

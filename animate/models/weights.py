@@ -38,7 +38,6 @@ VAE_DIRS = ("sd-vae-ft-mse", "vae")
 IMAGE_ENCODER_DIR = "image_encoder"
 OUTPUT_HEAD_KEYS = ("conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias")
 MOTION_MARK = ".motion_modules."
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
