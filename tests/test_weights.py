@@ -204,3 +204,28 @@ def test_pose_guider_depth_comes_from_the_file_and_must_match_the_vae(tmp_path):
     save_weight_set(mixed, tmp_path / "mixed", "ours", torch.float32)
     with pytest.raises(AnimateError, match="pose guider downsamples by 8 but the VAE by 4"):
         load_models(tmp_path / "mixed")
+
+
+def test_library_use_is_as_quiet_as_the_cli(tiny, tmp_path, capfd):
+    """Saving, loading and readying a weight set print nothing, with diffusers and transformers at their default
+    verbosity (the CLI turns them down for the whole process, so set them here)."""
+    import diffusers
+    import transformers
+
+    from animate.pipeline.animate import AnimatePipeline
+
+    levels = diffusers.utils.logging.get_verbosity(), transformers.utils.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    diffusers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.enable_progress_bar()
+    try:
+        capfd.readouterr()
+        folder = save_weight_set(tiny, tmp_path / "set", "ours", torch.float32)
+        AnimatePipeline.for_inference(load_models(folder), dtype=torch.float32)
+        assert capfd.readouterr().err == ""
+        assert transformers.utils.logging.is_progress_bar_enabled()  # switched off only while loading
+    finally:
+        diffusers.utils.logging.set_verbosity(levels[0])
+        transformers.utils.logging.set_verbosity(levels[1])
+        (transformers.utils.logging.enable_progress_bar if bars else transformers.utils.logging.disable_progress_bar)()

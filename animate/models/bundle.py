@@ -59,7 +59,8 @@ class AnimateModels:
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "AnimateModels":
         """Move every model (in place) and return self."""
         for module in self.modules().values():
-            module.to(device=device, dtype=dtype)
+            # torch's own `to`: diffusers' override warns about fp32-only modules even when there are none ([])
+            torch.nn.Module.to(module, device=device, dtype=dtype)
         return self
 
 

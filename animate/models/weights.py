@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from diffusers import AutoencoderKL
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import CLIPVisionModelWithProjection
+from transformers.utils import logging as transformers_logging
 
 from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
@@ -214,11 +217,24 @@ def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[ReferenceNet, Animate
     return reference_net, animate_unet
 
 
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' per-file progress bars off for the block (a library call stays as quiet as the CLI)."""
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
 def _load_pretrained(cls, folder: Path | None, what: str, root: Path):
     if folder is None or not (folder / "config.json").is_file():
         raise AnimateError(f"{root}: no {what} folder with a config.json (see `animate download`)")
     try:
-        return cls.from_pretrained(str(folder))
+        with _no_progress_bars():
+            return cls.from_pretrained(str(folder))
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise AnimateError(f"{folder}: cannot load the {what} ({first_line(err)})") from None
 
@@ -297,7 +313,9 @@ def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", d
         (_write_ours if layout == "ours" else _write_moore)(checkpoint, staging, dtype)
         models.vae.save_config(staging / VAE_DIRS[0])
         save_file(_cast(models.vae.state_dict(), dtype), str(staging / VAE_DIRS[0] / "diffusion_pytorch_model.safetensors"))
-        models.image_encoder.save_pretrained(staging / IMAGE_ENCODER_DIR, state_dict=_cast(models.image_encoder.state_dict(), dtype))
+        with _no_progress_bars():
+            models.image_encoder.save_pretrained(staging / IMAGE_ENCODER_DIR,
+                                                 state_dict=_cast(models.image_encoder.state_dict(), dtype))
         if folder.is_dir():
             folder.rmdir()
         os.replace(staging, folder)
