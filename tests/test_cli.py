@@ -351,3 +351,14 @@ def test_infer_takes_a_gif_pose(run_cli, ref_photo, pose_video, tmp_path):
     assert result.code == 0, result.err
     assert "rendered skeleton video" in result.err  # detected as what it is
     assert probe_video(tmp_path / "out.mp4").num_frames == 6
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["infer", "--help"], ["train", "--help"]])
+def test_help_imports_no_heavy_library(argv):
+    """`animate --help` and each command's --help answer from argparse alone: torch, diffusers, transformers,
+    cv2 and mediapipe stay unimported (their import is what made the start-up slow)."""
+    code = ("import sys\nfrom animate.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'cv2', 'mediapipe') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -106,6 +106,16 @@ def test_decode_streams_chunks_one_frame_at_a_time_and_leaves_the_vae_as_it_was(
     assert not pipeline.models.vae.use_slicing  # a training run's VAE keeps encoding whole batches
 
 
+def test_decode_gives_float_frames_for_comparisons(pipeline):
+    latents = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    as_uint8 = np.concatenate(list(pipeline.decode(latents)))
+    as_float = np.concatenate(list(pipeline.decode(latents, float_output=True)))
+    assert as_float.dtype == np.float32 and as_float.shape == as_uint8.shape
+    assert 0 <= as_float.min() and as_float.max() <= 1
+    assert np.abs(as_float * 255 - as_uint8).max() <= 0.5 + 1e-4  # the same frames, before rounding to 8 bits
+    assert (np.abs(as_float * 255 - np.round(as_float * 255)) > 0.01).any()  # and not rounded
+
+
 def test_the_pipeline_runs_models_as_they_are():
     """A training run previews its own models: building a pipeline must not freeze, cast or move them."""
     models = build_random_models("tiny", seed=5, motion=False)

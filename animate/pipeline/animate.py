@@ -183,14 +183,18 @@ class AnimatePipeline:
         return latents
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, chunk: int = 8) -> Iterator[np.ndarray]:
-        """Decode [1, 4, F, h, w] latents into uint8 RGB frames [n, H, W, 3], yielded `chunk` frames at a time; the
-        VAE sees one frame at a time (flat activation memory)."""
+    def decode(self, latents: torch.Tensor, chunk: int = 8, float_output: bool = False) -> Iterator[np.ndarray]:
+        """Decode [1, 4, F, h, w] latents into RGB frames [n, H, W, 3], yielded `chunk` frames at a time: uint8, or
+        with `float_output` float32 in [0, 1], not rounded to 8 bits (for comparisons). The VAE sees one frame at a
+        time (flat activation memory)."""
         vae = self.models.vae
         with self._using(vae):
             for start in range(0, latents.shape[2], chunk):
                 z = latents[0, :, start : start + chunk].transpose(0, 1).to(self.device, self.dtype)
                 z = z / vae.config.scaling_factor
-                images = torch.cat([vae.decode(frame).sample for frame in z.split(1)])
-                images = ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+                images = torch.cat([vae.decode(frame).sample for frame in z.split(1)]).float()
+                if float_output:
+                    images = ((images + 1) / 2).clamp(0, 1)
+                else:
+                    images = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
                 yield images.permute(0, 2, 3, 1).cpu().numpy()
