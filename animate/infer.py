@@ -16,7 +16,8 @@ from .models.weights import describe, load_models
 from .pipeline.animate import AnimatePipeline, AnimateSettings
 from .pose.frames import PoseFrames
 from .pose.keypoints import PoseSequence
-from .pose.sources import POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
+from .pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
+                           pose_image_files, renderer)
 from .profiles import Profile, get_profile
 from .outputs import FrameFolder, check_output_folder, published_together
 from .pipeline.guidance import check_guidance
@@ -143,7 +144,11 @@ def check_case(options: InferOptions) -> CaseInputs:
     check_tile(options.upscale_tile)
     reference = load_image(options.ref)
     pose_type = detect_pose_type(Path(options.pose)) if options.pose_type == "auto" else options.pose_type
-    if pose_type in ("video", "skeleton"):
+    if pose_type in ("video", "skeleton") and Path(options.pose).is_dir():
+        if pose_type == "video" or not pose_image_files(Path(options.pose)):
+            raise AnimateError(f"{options.pose}: a folder is read as rendered pose frames (PNG/JPEG/WebP images, "
+                               "ordered by name) or OpenPose JSON files, and this one holds none")
+    elif pose_type in ("video", "skeleton"):
         probe_video(options.pose)
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
     check_output_folder(out)
@@ -196,7 +201,7 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     session.notes.clear()
     poses, pose_fps = pose_frames(options, keypoints, profile, width, height)
     fps = options.fps or pose_fps
-    audio = Path(options.pose) if inputs.pose_type in ("video", "skeleton") else None
+    audio = Path(options.pose) if inputs.pose_type in ("video", "skeleton") and Path(options.pose).is_file() else None
     if audio is not None and options.fps and abs(options.fps - pose_fps) > 1e-3 and audio_codec(audio):
         print(f"note: --fps {options.fps:g} differs from the dance's {pose_fps:g} fps: its audio will not line up",
               file=sys.stderr)
@@ -231,12 +236,16 @@ def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Ima
 
 def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: Profile,
                 width: int, height: int) -> tuple[PoseFrames, float]:
-    """Pose images at the output size and their frame rate: keypoints drawn in the profile's style, or a skeleton video as is."""
+    """Pose images at the output size and their frame rate: keypoints drawn in the profile's style, or a skeleton
+    video or folder of its frames as is (a folder at FOLDER_FPS unless --fps says otherwise)."""
     if keypoints is not None:
         return PoseFrames.from_keypoints(keypoints, width, height, renderer(profile)), keypoints.fps
-    info = probe_video(options.pose)
-    print("note: --pose is a rendered skeleton video: used as is (it cannot be retargeted to the photo's body)",
+    print("note: --pose is a rendered skeleton: used as is (it cannot be retargeted to the photo's body)",
           file=sys.stderr)
+    if Path(options.pose).is_dir():
+        files = pose_image_files(Path(options.pose))[: options.max_frames]
+        return PoseFrames.from_images(files, width, height), FOLDER_FPS
+    info = probe_video(options.pose)
     num_frames = min(info.num_frames, options.max_frames or info.num_frames)
     return PoseFrames.from_video(options.pose, width, height, num_frames), info.fps
 

@@ -349,7 +349,7 @@ def test_infer_takes_a_gif_pose(run_cli, ref_photo, pose_video, tmp_path):
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=83, loop=0)
     result = run_cli(infer_args(ref_photo, gif, "random:tiny", "-o", "out.mp4"))
     assert result.code == 0, result.err
-    assert "rendered skeleton video" in result.err  # detected as what it is
+    assert "rendered skeleton" in result.err  # detected as what it is
     assert probe_video(tmp_path / "out.mp4").num_frames == 6
 
 
@@ -362,3 +362,31 @@ def test_help_imports_no_heavy_library(argv):
     result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_infer_takes_a_folder_of_pose_frames(run_cli, ref_photo, pose_video, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(read_frames(pose_video(6, fps=12))):
+        Image.fromarray(frame).save(folder / f"pose_{i:02d}.png")
+    (folder / "notes.txt").write_text("not a frame\n")
+    result = run_cli(infer_args(ref_photo, folder, "random:tiny", "-o", "out.mp4"))
+    assert result.code == 0, result.err
+    info = probe_video(tmp_path / "out.mp4")
+    assert info.num_frames == 6 and info.fps == pytest.approx(30)  # a folder has no rate: 30 unless --fps
+    result = run_cli(infer_args(ref_photo, folder, "random:tiny", "--pose-type", "skeleton", "--fps", "12", "-L", "4",
+                                "-o", "short.mp4"))
+    assert result.code == 0, result.err
+    info = probe_video(tmp_path / "short.mp4")
+    assert info.num_frames == 4 and info.fps == pytest.approx(12)
+    (tmp_path / "empty").mkdir()
+    result = run_cli(infer_args(ref_photo, tmp_path / "empty", "random:tiny", "--pose-type", "skeleton"))
+    assert "holds none" in assert_one_error_line(result, 2)
+
+
+def test_pose_frames_are_taken_in_name_order(tmp_path):
+    from animate.pose.sources import pose_image_files
+
+    for name in ("b.png", "a.jpg", "c.webp", "readme.md", "a.json.bak"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in pose_image_files(tmp_path)] == ["a.jpg", "b.png", "c.webp"]

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..video import read_frames
+from PIL import Image
+
+from ..errors import AnimateError
+from ..video import fit_frame, read_frames
 from .keypoints import PoseSequence
 
 
@@ -16,6 +19,15 @@ Draw = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
 def draw_sequence(seq: PoseSequence, width: int, height: int, draw: Draw) -> Iterator[np.ndarray]:
     """Every frame drawn with `draw(body, hands, face, width, height)` (normalised coordinates), one at a time."""
     return (draw(*seq.normalised(i), width, height) for i in range(len(seq)))
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """One pose frame as uint8 RGB [H, W, 3] (an alpha channel is dropped)."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as err:
+        raise AnimateError(f"{path}: cannot read image ({type(err).__name__})") from None
 
 
 class PoseFrames:
@@ -36,6 +48,11 @@ class PoseFrames:
     def from_video(cls, path: str | Path, width: int, height: int, num_frames: int) -> "PoseFrames":
         """A rendered pose video, each frame fitted (centred) into (width, height)."""
         return cls(read_frames(path, 0, num_frames, size=(width, height)), num_frames, width, height)
+
+    @classmethod
+    def from_images(cls, files: list[Path], width: int, height: int) -> "PoseFrames":
+        """Rendered pose frames saved as images, in the given order, each fitted (centred) into (width, height)."""
+        return cls((fit_frame(_read_image(path), width, height) for path in files), len(files), width, height)
 
     @classmethod
     def from_keypoints(cls, seq: PoseSequence, width: int, height: int, draw: Draw) -> "PoseFrames":

@@ -18,6 +18,8 @@ from .retarget import retarget
 from .smooth import fill_gaps, smooth_sequence
 
 POSE_TYPES = ("auto", "video", "skeleton", "keypoints")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+FOLDER_FPS = 30.0  # a folder of pose frames has no frame rate of its own
 BACKENDS = ("mediapipe", "dwpose")
 KEYPOINT_SUFFIXES = (".npz", ".json")
 
@@ -38,9 +40,17 @@ def looks_like_skeleton(frames: list[np.ndarray]) -> bool:
     return dark_share > 0.75 and vivid_share > 0.5
 
 
+def pose_image_files(folder: Path) -> list[Path]:
+    """The images of a folder of rendered pose frames, in name order."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def detect_pose_type(path: Path) -> str:
-    """keypoints (.pose.npz, .json, a folder of OpenPose JSON), skeleton (a rendered pose video) or video (a real one)."""
-    if path.is_dir() or path.suffix.lower() in KEYPOINT_SUFFIXES:
+    """keypoints (.pose.npz, .json, a folder of OpenPose JSON), skeleton (a rendered pose video, or a folder of its
+    frames as images) or video (a real one)."""
+    if path.is_dir():
+        return "skeleton" if pose_image_files(path) and not any(path.glob("*.json")) else "keypoints"
+    if path.suffix.lower() in KEYPOINT_SUFFIXES:
         return "keypoints"
     info = probe_video(path)
     picks = set(np.linspace(0, info.num_frames - 1, min(8, info.num_frames)).round().astype(int).tolist())
