@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from animate.errors import AnimateError
+from animate.errors import AnimateError, first_line
 from animate.native_logs import native_stderr_silenced
 from animate.pipeline.animate import clip_pixels, pose_pixels, vae_pixels
 
@@ -105,6 +105,21 @@ class _PoseVideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """The item of `index`; where its video can no longer be read (deleted or damaged since the run began), a
+        warning and the next readable item, so that a run goes on."""
+        for offset in range(len(self.entries)):
+            entry = self.entries[(index + offset) % len(self.entries)]
+            try:
+                return self.item((index + offset) % len(self.entries))
+            except (AnimateError, OSError, decord.DECORDError) as err:
+                warnings.warn(f"skipping {entry.video}: {first_line(err)}", stacklevel=2)
+        raise AnimateError(f"none of the {len(self.entries)} videos of the dataset can be read any more")
+
+    def item(self, index: int) -> dict[str, torch.Tensor]:
+        """The item of one entry (subclasses)."""
+        raise NotImplementedError
+
     def _rng(self, index: int) -> np.random.Generator:
         """The item's randomness: fixed by (seed, index) when a seed is set, else drawn from torch's generator
         (so `set_seed`, DataLoader workers and a resumed run's restored RNG state all reproduce it)."""
@@ -144,7 +159,8 @@ class Stage1Dataset(_PoseVideoDataset):
         ref = int(rng.choice(frames[(frames + gap < num_frames) | (frames >= gap)]))
         return ref, int(rng.choice(frames[np.abs(frames - ref) >= gap]))
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def item(self, index: int) -> dict[str, torch.Tensor]:
+        """Reference and target frames of entry `index`, the target's pose, one crop."""
         entry, rng = self.entries[index], self._rng(index)
         ref, target = self.frame_pair(rng, entry.num_frames)
         frames = read_frames_at(entry.video, [ref, target])
@@ -175,7 +191,8 @@ class Stage2Dataset(_PoseVideoDataset):
         start = int(rng.integers(num_frames - (count - 1) * stride))
         return list(range(start, start + count * stride, stride))
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def item(self, index: int) -> dict[str, torch.Tensor]:
+        """A clip of entry `index` with its poses and a reference frame, one crop."""
         entry, rng = self.entries[index], self._rng(index)
         indices = self.clip_indices(rng, entry.num_frames)
         frames = read_frames_at(entry.video, indices + [int(rng.integers(entry.num_frames))])

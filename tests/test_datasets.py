@@ -235,3 +235,26 @@ def test_meta_validation(data, tmp_path):
         Stage1Dataset(tmp_path / "broken.json", W, H)
     with pytest.raises(AnimateError, match="multiples of 8"):
         Stage1Dataset(data / "meta.json", 60, H)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_a_video_lost_mid_run_is_skipped_with_a_warning(data, tmp_path, damage):
+    """The up-front check passed; then a video went away or was cut short. Its items come from the next readable
+    video, with a warning; with no readable video left, one clear error."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(data, root)
+    dataset = Stage1Dataset(root / "meta.json", W, H, sample_margin=30, seed=0)
+    lost = root / "video0.mp4"
+    if damage == "deleted":
+        lost.unlink()
+    else:
+        lost.write_bytes(lost.read_bytes()[:300])
+    with pytest.warns(UserWarning, match=f"skipping {lost}"):
+        item = dataset[0]
+    assert video_id(vae_image(item["pixel_values"])) == 1  # from the other video
+    assert video_id(vae_image(dataset[1]["pixel_values"])) == 1
+    (root / "video1.mp4").unlink()
+    with pytest.warns(UserWarning), pytest.raises(AnimateError, match="none of the 2 videos"):
+        dataset[0]
