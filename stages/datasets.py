@@ -87,13 +87,13 @@ def crop_box(rng: np.random.Generator, frame_width: int, frame_height: int, widt
     return left / frame_width, top / frame_height, (left + box_width) / frame_width, (top + box_height) / frame_height
 
 
-class _PoseVideoDataset(Dataset):
+class PoseVideoDataset(Dataset):
     """The videos of a meta with enough frames; items are cropped to (width, height) with one box per item."""
 
     def __init__(self, meta: MetaPaths, width: int, height: int, min_frames: int, seed: int | None):
         if width < 8 or height < 8 or width % 8 or height % 8:
             raise AnimateError(f"width and height must be positive multiples of 8, got {width}x{height}")
-        self.width, self.height, self.seed = width, height, seed
+        self.width, self.height, self.seed, self.epoch = width, height, seed, 0
         entries = load_meta(meta)
         self.entries = [entry for entry in entries if entry.num_frames >= min_frames]
         if not self.entries:
@@ -120,11 +120,15 @@ class _PoseVideoDataset(Dataset):
         """The item of one entry (subclasses)."""
         raise NotImplementedError
 
+    def set_epoch(self, epoch: int) -> None:
+        """Items of another epoch: other frames and crops of the same videos (with a seed)."""
+        self.epoch = epoch
+
     def _rng(self, index: int) -> np.random.Generator:
-        """The item's randomness: fixed by (seed, index) when a seed is set, else drawn from torch's generator
-        (so `set_seed`, DataLoader workers and a resumed run's restored RNG state all reproduce it)."""
+        """The item's randomness: fixed by (seed, epoch, index) when a seed is set, so that any process, worker or
+        resumed run draws the same item; else drawn from torch's generator."""
         if self.seed is not None:
-            return np.random.default_rng((self.seed, index))
+            return np.random.default_rng((self.seed, self.epoch, index))
         return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
 
     def _crop(self, frames: np.ndarray, box: Box) -> list[Image.Image]:
@@ -143,7 +147,7 @@ class _PoseVideoDataset(Dataset):
         return pose_pixels(np.stack([np.asarray(image) for image in images]))
 
 
-class Stage1Dataset(_PoseVideoDataset):
+class Stage1Dataset(PoseVideoDataset):
     """Stage 1 items: reference and target frames of a video, the target's pose, one crop; CLIP gets the whole ref."""
 
     def __init__(self, meta: MetaPaths, width: int, height: int, sample_margin: int = 30, seed: int | None = None):
@@ -174,7 +178,7 @@ class Stage1Dataset(_PoseVideoDataset):
         }
 
 
-class Stage2Dataset(_PoseVideoDataset):
+class Stage2Dataset(PoseVideoDataset):
     """Stage 2 items: n_sample_frames frames at a stride with their poses, a reference from the same video, one crop."""
 
     def __init__(self, meta: MetaPaths, width: int, height: int, n_sample_frames: int = 24, sample_rate: int = 4,

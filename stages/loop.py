@@ -2,7 +2,6 @@
 
 import gc
 import json
-import math
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tqdm.auto import tqdm
 from animate.errors import AnimateError, Terminated
 from animate.models.bundle import AnimateModels
 
+from .datasets import PoseVideoDataset
 from .network import AnimateNet
 from .objective import training_scheduler
 from .preview import write_preview
@@ -26,7 +26,7 @@ LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, trained: list[torch.nn.Parameter],
-                 optimizer: torch.optim.Optimizer, dataset: torch.utils.data.Dataset, cfg, weight_dtype: torch.dtype,
+                 optimizer: torch.optim.Optimizer, dataset: PoseVideoDataset, cfg, weight_dtype: torch.dtype,
                  resume_from: str | None, preview_frames: int) -> Path:
     """Train `trained` (the rest frozen) on `dataset`; returns the output folder holding the checkpoints.
 
@@ -36,23 +36,31 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     run = cfg.train
     output_dir = Path(run.output_dir)
     net = AnimateNet(models.reference_net, models.animate_unet).to(torch.float32)
+    # A generator of its own: starting an epoch's iterator must not draw from the global one, which a checkpoint
+    # restores (a resumed run starts one more iterator than the run it continues).
     loader = DataLoader(dataset, batch_size=run.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.data.num_workers)
-    if len(loader) == 0:
-        raise AnimateError(f"not enough videos for one batch of {run.batch_size} (found {len(dataset)})")
+                        num_workers=cfg.data.num_workers, generator=torch.Generator().manual_seed(run.seed))
     lr_schedule = learning_rate_schedule(optimizer, run, accelerator.num_processes)
     net, optimizer, loader, lr_schedule = accelerator.prepare(net, optimizer, loader, lr_schedule)
+    if len(loader) == 0:
+        raise AnimateError(f"not enough videos for one batch of {run.batch_size} on each of "
+                           f"{accelerator.num_processes} processes (found {len(dataset)})")
     noise_schedule = training_scheduler()
     uncond = unconditional_context(models.image_encoder, run.uncond_clip, accelerator.device, weight_dtype)
 
-    step = resume(accelerator, output_dir, resume_from)
+    step, batches = resume(accelerator, output_dir, resume_from, run.gradient_accumulation)
     accelerator.init_trackers(stage)
     stop = StopRequest()
     progress = tqdm(total=run.max_steps, initial=step, desc=stage, disable=not accelerator.is_main_process)
     last_log = time.perf_counter()
-    epochs = math.ceil((run.max_steps - step) / max(1, len(loader) // run.gradient_accumulation)) + 1
-    for _ in range(epochs):
-        for batch in loader:
+    epoch, skip = divmod(batches, len(loader))  # a resumed run starts where its checkpoint was, mid-epoch too
+    while step < run.max_steps and not stop.requested:
+        dataset.set_epoch(epoch)
+        epoch_batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+        epoch_batches.set_epoch(epoch)  # the order of the epoch: (seed, epoch), whatever came before
+        skip = 0
+        for batch in epoch_batches:
+            batches += 1
             with accelerator.accumulate(net):
                 latents, reference, context, pose, dropped = encode_batch(
                     models.vae, models.image_encoder, batch, uncond, run.condition_dropout, weight_dtype)
@@ -75,7 +83,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                 last_log = now
             done = step >= run.max_steps or stop.requested
             if step % run.checkpoint_every == 0 or done:
-                save_checkpoint(accelerator, models, output_dir, step, run.keep_checkpoints)
+                save_checkpoint(accelerator, models, output_dir, step, batches, run.keep_checkpoints)
             if step % run.validate_every == 0:
                 if accelerator.is_main_process:
                     net.eval()
@@ -85,8 +93,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                 accelerator.wait_for_everyone()
             if done:
                 break
-        if step >= run.max_steps or stop.requested:
-            break
+        epoch += 1
     progress.close()
     check_ranks_agree(accelerator, trained, output_dir)
     del net, optimizer, loader, lr_schedule  # DDP must go before its process group: a rank hung in its teardown

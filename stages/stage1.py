@@ -41,6 +41,6 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
         models.animate_unet.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW(trained, lr=run.learning_rate, weight_decay=run.weight_decay)
 
-    dataset = Stage1Dataset(list(cfg.data.meta), cfg.data.width, cfg.data.height, cfg.data.sample_margin)
+    dataset = Stage1Dataset(list(cfg.data.meta), cfg.data.width, cfg.data.height, cfg.data.sample_margin, seed=run.seed)
     return run_training("stage1", accelerator, models, trained, optimizer, dataset, cfg, weight_dtype, resume_from,
                         1)

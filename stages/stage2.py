@@ -48,6 +48,6 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     optimizer = optimizer_for(motion, run)
 
     dataset = Stage2Dataset(list(cfg.data.meta), cfg.data.width, cfg.data.height, cfg.data.n_sample_frames,
-                            cfg.data.sample_rate)
+                            cfg.data.sample_rate, seed=run.seed)
     return run_training("stage2", accelerator, models, motion, optimizer, dataset, cfg, weight_dtype, resume_from,
                         cfg.data.n_sample_frames)

@@ -1,5 +1,6 @@
 """What both training stages share: the config, checkpoints (atomic, last N kept), resume and a clean SIGTERM."""
 
+import json
 import os
 import shutil
 import signal
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from omegaconf import DictConfig, OmegaConf
 
 from animate.dtypes import DTYPES
@@ -16,6 +17,7 @@ from animate.models.bundle import AnimateModels
 from animate.models.weights import save_weight_set
 
 CHECKPOINT_PREFIX = "checkpoint-"
+POSITION_FILE = "position.json"
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
@@ -39,7 +41,9 @@ def start_run(config_path: str | Path, overrides: list[str] = ()) -> tuple[DictC
         run.mixed_precision = "no"
     if run.mixed_precision not in ("no", "fp16", "bf16"):
         raise AnimateError(f"train.mixed_precision must be no, fp16 or bf16, got {run.mixed_precision!r}")
+    # The seedable sampler draws each epoch's order from (seed, epoch) alone: a resumed run can find its place.
     accelerator = Accelerator(mixed_precision=run.mixed_precision, gradient_accumulation_steps=run.gradient_accumulation,
+                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
                               log_with="tensorboard", project_dir=run.output_dir)
     set_seed(run.seed)
     return cfg, accelerator, DTYPES.get(run.mixed_precision, torch.float32)
@@ -51,8 +55,10 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
-def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir: Path, step: int, keep: int) -> Path:
-    """Accelerate state (exact resume) + inference weights (safetensors), written aside and renamed; keep the last N."""
+def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir: Path, step: int, batches: int,
+                    keep: int) -> Path:
+    """Accelerate state, the batches each process has consumed (an exact resume, mid-epoch too) and the inference
+    weights (safetensors), written aside and renamed; keep the last N."""
     output_dir = Path(output_dir)
     final = output_dir / f"{CHECKPOINT_PREFIX}{step:07d}"
     staging = output_dir / f".{final.name}.partial"
@@ -61,6 +67,7 @@ def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir:
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging / "state"))
     if accelerator.is_main_process:
+        (staging / POSITION_FILE).write_text(json.dumps({"step": step, "batches": batches}))
         save_weight_set(models, staging / "weights", "ours")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
@@ -70,21 +77,25 @@ def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir:
     return final
 
 
-def resume(accelerator: Accelerator, output_dir: Path, which: str | None) -> int:
-    """Load `latest` or a named checkpoint's accelerate state; the step to continue from (0 without one)."""
+def resume(accelerator: Accelerator, output_dir: Path, which: str | None, batches_per_step: int) -> tuple[int, int]:
+    """Load `latest` or a named checkpoint's accelerate state: the step to continue from and the batches each
+    process had consumed by then ((0, 0) without a checkpoint; a checkpoint without position.json, from before it
+    existed, counts `batches_per_step` a step)."""
     if not which:
-        return 0
+        return 0, 0
     if which == "latest":
         found = checkpoints(output_dir)
         if not found:
-            return 0
+            return 0, 0
         path = found[-1]
     else:
         path = Path(which)
         if not (path / "state").is_dir():
             raise AnimateError(f"{path}: not a checkpoint (no state/ folder)")
     accelerator.load_state(str(path / "state"))
-    return int(path.name[len(CHECKPOINT_PREFIX):])
+    step = int(path.name[len(CHECKPOINT_PREFIX):])
+    position = path / POSITION_FILE
+    return step, json.loads(position.read_text())["batches"] if position.is_file() else step * batches_per_step
 
 
 class StopRequest:

@@ -125,16 +125,14 @@ def run_cli(tmp_path, monkeypatch, capfd):
     return run
 
 
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory):
-    """Two 12-frame clips of a drawn figure dancing, their pose videos, and a meta.json."""
+def _write_dataset(root: Path, clips: int) -> Path:
+    """`clips` 12-frame clips of drawn figures dancing, their pose videos, and a meta.json; returns the meta."""
     from animate.pose.render import draw_pose
     from animate.pose.synthetic import draw_person, synthetic_dance
     from animate.video import VideoWriter
 
-    root = tmp_path_factory.mktemp("data")
     entries = []
-    for clip in range(2):
+    for clip in range(clips):
         body = synthetic_dance(12, seed=clip)
         with VideoWriter(root / f"v{clip}.mp4", 12) as video, VideoWriter(root / f"p{clip}.mp4", 12) as pose:
             for frame in body:
@@ -143,3 +141,22 @@ def dataset(tmp_path_factory):
         entries.append({"video_path": f"v{clip}.mp4", "kps_path": f"p{clip}.mp4"})
     (root / "meta.json").write_text(json.dumps(entries))
     return root / "meta.json"
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """Two 12-frame clips of a drawn figure dancing, their pose videos, and a meta.json."""
+    return _write_dataset(tmp_path_factory.mktemp("data"), 2)
+
+
+@pytest.fixture(scope="session")
+def dataset_of(tmp_path_factory):
+    """Factory: dataset_of(clips) → the meta.json of that many clips (written once per session per count)."""
+    made: dict[int, Path] = {}
+
+    def make(clips: int) -> Path:
+        if clips not in made:
+            made[clips] = _write_dataset(tmp_path_factory.mktemp(f"data{clips}"), clips)
+        return made[clips]
+
+    return make

@@ -105,7 +105,7 @@ def test_stage1_item(data):
 
 def test_stage1_sampling_and_shared_crop(data):
     centres = []
-    for seed in range(6):
+    for seed in range(10):
         dataset = Stage1Dataset(data / "meta.json", W, H, sample_margin=30, seed=seed)
         for video in (0, 1):
             item = dataset[video]

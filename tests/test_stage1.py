@@ -70,6 +70,21 @@ def test_resume_equals_an_uninterrupted_run(dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_from_the_middle_of_an_epoch_equals_an_uninterrupted_run(dataset_of, tmp_path):
+    """4 videos in batches of 2: two batches an epoch, so the checkpoint of step 3 is mid-epoch. Resuming from it
+    must find the epoch's order and its place in it: the same weights, bit for bit, as a run never stopped."""
+    meta = dataset_of(4)
+    straight = run(meta, tmp_path / "a", "train.max_steps=5", "train.checkpoint_every=5")
+    run(meta, tmp_path / "b", "train.max_steps=3", "train.checkpoint_every=3")  # stopped after step 3
+    resumed = run(meta, tmp_path / "b", "train.max_steps=5", "train.checkpoint_every=5", resume="latest")
+    a = load_file(str(checkpoints(straight)[-1] / "weights" / "animate.safetensors"))
+    b = load_file(str(checkpoints(resumed)[-1] / "weights" / "animate.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    position = json.loads((checkpoints(resumed)[0] / "position.json").read_text())
+    assert position == {"step": 3, "batches": 3}
+
+
 @pytest.mark.parametrize("processes", [1, 2])
 def test_learning_rate_schedules(processes):
     from omegaconf import OmegaConf
@@ -164,8 +179,9 @@ def test_release_and_tiny_configs_have_the_same_keys(stage):
     assert keys(release) == keys(tiny)
 
 
-def test_two_processes_end_with_equal_weights(dataset, tmp_path):
-    """`accelerate launch` with 2 CPU processes (gloo DDP via torchrun; accelerate's --cpu alone needs mpirun)."""
+def launch_two(meta, output, *overrides, resume: str | None = None) -> None:
+    """`animate train stage1` under `accelerate launch` with 2 CPU processes (gloo DDP via torchrun; accelerate's
+    --cpu alone needs mpirun); a hang dumps every process's stacks into the failure."""
     import signal
     import socket
     import subprocess
@@ -180,7 +196,8 @@ def test_two_processes_end_with_equal_weights(dataset, tmp_path):
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
                str(port), "-m", "animate.cli", "train", "stage1", "--config", str(CONFIG_DIR / "train" / "stage1_tiny.yaml"),
-               f"data.meta=[{dataset}]", f"train.output_dir={tmp_path}/run", "train.max_steps=2", "train.checkpoint_every=2"]
+               f"data.meta=[{meta}]", f"train.output_dir={output}", "train.seed=0", *overrides,
+               *(["--resume", resume] if resume else [])]
     launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _, stderr = launcher.communicate(timeout=240)
@@ -195,9 +212,25 @@ def test_two_processes_end_with_equal_weights(dataset, tmp_path):
         _, stderr = launcher.communicate()
         pytest.fail(f"the 2-process run hung; its stacks:\n{stderr[-6000:]}")
     assert launcher.returncode == 0, stderr[-2000:]
+
+
+def test_two_processes_end_with_equal_weights(dataset_of, tmp_path):
+    launch_two(dataset_of(4), tmp_path / "run", "train.max_steps=2", "train.checkpoint_every=2")
     ranks = json.loads((tmp_path / "run" / "ranks.json").read_text())
     assert ranks["processes"] == 2
     assert ranks["checksums"][0] == ranks["checksums"][1]
+
+
+def test_two_processes_resume_from_the_middle_of_an_epoch_exactly(dataset_of, tmp_path):
+    """8 videos, 2 processes × batches of 2: two steps an epoch, so step 3 is mid-epoch (as for one process)."""
+    meta = dataset_of(8)
+    launch_two(meta, tmp_path / "a", "train.max_steps=5", "train.checkpoint_every=5")
+    launch_two(meta, tmp_path / "b", "train.max_steps=3", "train.checkpoint_every=3")
+    launch_two(meta, tmp_path / "b", "train.max_steps=5", "train.checkpoint_every=5", resume="latest")
+    a = load_file(str(checkpoints(tmp_path / "a")[-1] / "weights" / "animate.safetensors"))
+    b = load_file(str(checkpoints(tmp_path / "b")[-1] / "weights" / "animate.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_loss_falls_when_overfitting_one_batch(dataset):
