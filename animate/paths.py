@@ -1,11 +1,20 @@
-"""Where the repository's shipped files live (configs/, examples/)."""
+"""Where the shipped files live: configs/ (in a checkout at the top, in an installed wheel inside the package)."""
 
+from importlib.resources import files
 from pathlib import Path
 
 from .errors import AnimateError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+
+
+def _config_dir() -> Path:
+    """animate/configs where a wheel put it, else the checkout's configs/ (a source tree or an editable install)."""
+    packaged = files("animate") / "configs"
+    return Path(str(packaged)) if packaged.is_dir() else REPO_ROOT / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def model_size_dir(size: str) -> Path:
