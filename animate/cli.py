@@ -7,9 +7,11 @@ import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import AnimateError, Terminated, error_summary
 
+T = TypeVar("T")
 UPSCALER_CHOICES = ("realesrgan-x4plus", "realesrgan-x2plus", "realesr-general-x4v3", "realesr-animevideov3")
 
 
@@ -203,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _options(cls, args: argparse.Namespace, **given):
+def _options(cls: type[T], args: argparse.Namespace, **given) -> T:
     """Options dataclass `cls` from the parsed arguments of the same names, `given` for the fields named otherwise
     (a field with neither is a bug and fails loudly)."""
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if f.name not in given}, **given)
@@ -346,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(err, OSError) and err.errno == errno.ENOSPC:
             print(f"error: no space left on device{f' (writing {err.filename})' if err.filename else ''}",
                   file=sys.stderr)
-            return 1
+            return 2  # as when ffmpeg reports it: something the user can fix
         print(f"error: {error_summary(err)} (set ANIMATE_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
     return 0

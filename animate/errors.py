@@ -1,4 +1,4 @@
-"""The one exception type whose message is shown to users as a single line."""
+"""Errors shown to users: AnimateError (its message is the one line), Terminated, and the one-line summaries."""
 
 
 def first_line(err: BaseException, limit: int = 200) -> str:

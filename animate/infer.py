@@ -144,10 +144,13 @@ def check_case(options: InferOptions) -> CaseInputs:
     check_tile(options.upscale_tile)
     reference = load_image(options.ref)
     pose_type = detect_pose_type(Path(options.pose)) if options.pose_type == "auto" else options.pose_type
-    if pose_type in ("video", "skeleton") and Path(options.pose).is_dir():
-        if pose_type == "video" or not pose_image_files(Path(options.pose)):
-            raise AnimateError(f"{options.pose}: a folder is read as rendered pose frames (PNG/JPEG/WebP images, "
-                               "ordered by name) or OpenPose JSON files, and this one holds none")
+    if pose_type == "video" and Path(options.pose).is_dir():
+        raise AnimateError(f"{options.pose}: a folder is read as rendered pose frames (--pose-type skeleton) or "
+                           "OpenPose JSON files (keypoints), not as a real video's frames: make a video of those")
+    if pose_type == "skeleton" and Path(options.pose).is_dir():
+        if not pose_image_files(Path(options.pose)):
+            raise AnimateError(f"{options.pose}: a folder of rendered pose frames needs PNG/JPEG/WebP/BMP images, "
+                               "and this one holds none")
     elif pose_type in ("video", "skeleton"):
         probe_video(options.pose)
     out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)

@@ -17,11 +17,11 @@ def check_output_folder(path: str | os.PathLike) -> None:
     """Refuse, before any work, an output whose folder cannot be made or written into: a parent that is a file, a
     folder without write access, a filesystem that takes no new files (a file is made and removed there to know)."""
     existing = Path(path).absolute().parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise AnimateError(f"{path}: cannot be written ({existing} is a file, not a folder)")
     try:
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise AnimateError(f"{path}: cannot be written ({existing} is a file, not a folder)")
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:

@@ -22,5 +22,5 @@ def model_size_dir(size: str) -> Path:
     path = CONFIG_DIR / "models" / size
     if not path.is_dir():
         known = sorted(p.name for p in (CONFIG_DIR / "models").iterdir()) if (CONFIG_DIR / "models").is_dir() else []
-        raise AnimateError(f"unknown model size {size!r} (known: {', '.join(known) or 'none — is this a source checkout?'})")
+        raise AnimateError(f"unknown model size {size!r} (known: {', '.join(known) or 'none — configs/ is missing from this install'})")
     return path

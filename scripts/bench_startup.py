@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
+
 def commands() -> dict[str, list[str]]:
     """What is timed: the bare interpreter, `python -m animate.cli`, and the installed `animate` script."""
     found = {"`python -c pass` (the interpreter alone)": [sys.executable, "-c", "pass"]}
@@ -51,6 +52,7 @@ def main() -> None:
     for name, command in commands().items():
         times = wall_times(command, args.runs)
         print(f"| {name} | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} |")
+
 
 if __name__ == "__main__":
     main()

@@ -117,7 +117,7 @@ class PoseVideoDataset(Dataset):
         raise AnimateError(f"none of the {len(self.entries)} videos of the dataset can be read any more")
 
     def item(self, index: int) -> dict[str, torch.Tensor]:
-        """The item of one entry (subclasses)."""
+        """The item of entry `index`, read from its videos (each kind of dataset says what it holds)."""
         raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:

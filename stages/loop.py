@@ -48,13 +48,15 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     noise_schedule = training_scheduler()
     uncond = unconditional_context(models.image_encoder, run.uncond_clip, accelerator.device, weight_dtype)
 
-    step, batches = resume(accelerator, output_dir, resume_from, run.gradient_accumulation)
+    layout = {"batches_per_epoch": len(loader), "processes": accelerator.num_processes}
+    step, batches = resume(accelerator, output_dir, resume_from, layout, run.gradient_accumulation)
     accelerator.init_trackers(stage)
     stop = StopRequest()
     progress = tqdm(total=run.max_steps, initial=step, desc=stage, disable=not accelerator.is_main_process)
     last_log = time.perf_counter()
     epoch, skip = divmod(batches, len(loader))  # a resumed run starts where its checkpoint was, mid-epoch too
-    while step < run.max_steps and not stop.requested:
+    stopping = False
+    while step < run.max_steps and not stopping:
         dataset.set_epoch(epoch)
         epoch_batches = accelerator.skip_first_batches(loader, skip) if skip else loader
         epoch_batches.set_epoch(epoch)  # the order of the epoch: (seed, epoch), whatever came before
@@ -81,9 +83,11 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                 accelerator.log({"loss": loss.item(), "lr": lr_schedule.get_last_lr()[0],
                                  "it_per_s": run.log_every / (now - last_log)}, step=step)
                 last_log = now
-            done = step >= run.max_steps or stop.requested
+            stopping = stop.agreed(accelerator)
+            done = step >= run.max_steps or stopping
             if step % run.checkpoint_every == 0 or done:
-                save_checkpoint(accelerator, models, output_dir, step, batches, run.keep_checkpoints)
+                save_checkpoint(accelerator, models, output_dir, step, {"batches": batches, **layout},
+                                run.keep_checkpoints)
             if step % run.validate_every == 0:
                 if accelerator.is_main_process:
                     net.eval()
@@ -101,7 +105,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     gc.collect()
     accelerator.wait_for_everyone()
     accelerator.end_training()  # stops TensorBoard and destroys the process group
-    if stop.requested:  # a scheduler must tell this apart from a finished run
+    if stopping:  # a scheduler must tell this apart from a finished run
         raise Terminated(f"checkpoint-{step:07d} saved in {output_dir}; continue with --resume latest")
     return output_dir
 

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import warnings
 from pathlib import Path
 
 import torch
@@ -43,7 +44,7 @@ def start_run(config_path: str | Path, overrides: list[str] = ()) -> tuple[DictC
         raise AnimateError(f"train.mixed_precision must be no, fp16 or bf16, got {run.mixed_precision!r}")
     # The seedable sampler draws each epoch's order from (seed, epoch) alone: a resumed run can find its place.
     accelerator = Accelerator(mixed_precision=run.mixed_precision, gradient_accumulation_steps=run.gradient_accumulation,
-                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=run.seed),
                               log_with="tensorboard", project_dir=run.output_dir)
     set_seed(run.seed)
     return cfg, accelerator, DTYPES.get(run.mixed_precision, torch.float32)
@@ -55,8 +56,8 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
-def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir: Path, step: int, batches: int,
-                    keep: int) -> Path:
+def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir: Path, step: int,
+                    position: dict[str, int], keep: int) -> Path:
     """Accelerate state, the batches each process has consumed (an exact resume, mid-epoch too) and the inference
     weights (safetensors), written aside and renamed; keep the last N."""
     output_dir = Path(output_dir)
@@ -67,7 +68,7 @@ def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir:
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging / "state"))
     if accelerator.is_main_process:
-        (staging / POSITION_FILE).write_text(json.dumps({"step": step, "batches": batches}))
+        (staging / POSITION_FILE).write_text(json.dumps({"step": step, **position}))
         save_weight_set(models, staging / "weights", "ours")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
@@ -77,10 +78,12 @@ def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir:
     return final
 
 
-def resume(accelerator: Accelerator, output_dir: Path, which: str | None, batches_per_step: int) -> tuple[int, int]:
+def resume(accelerator: Accelerator, output_dir: Path, which: str | None, layout: dict[str, int],
+           batches_per_step: int) -> tuple[int, int]:
     """Load `latest` or a named checkpoint's accelerate state: the step to continue from and the batches each
-    process had consumed by then ((0, 0) without a checkpoint; a checkpoint without position.json, from before it
-    existed, counts `batches_per_step` a step)."""
+    process had consumed by then ((0, 0) without a checkpoint). `layout` (batches an epoch, processes) must be the
+    checkpoint's: elsewhere the same count of batches is another place in the data. A checkpoint from before
+    position.json counts `batches_per_step` a step, with a warning."""
     if not which:
         return 0, 0
     if which == "latest":
@@ -92,10 +95,20 @@ def resume(accelerator: Accelerator, output_dir: Path, which: str | None, batche
         path = Path(which)
         if not (path / "state").is_dir():
             raise AnimateError(f"{path}: not a checkpoint (no state/ folder)")
-    accelerator.load_state(str(path / "state"))
     step = int(path.name[len(CHECKPOINT_PREFIX):])
-    position = path / POSITION_FILE
-    return step, json.loads(position.read_text())["batches"] if position.is_file() else step * batches_per_step
+    if not (path / POSITION_FILE).is_file():
+        warnings.warn(f"{path} has no {POSITION_FILE} (saved before exact resuming): its place in the data is "
+                      "estimated from the step", stacklevel=2)
+        accelerator.load_state(str(path / "state"))
+        return step, step * batches_per_step
+    position = json.loads((path / POSITION_FILE).read_text())
+    if any(position.get(key) != value for key, value in layout.items()):
+        saved = ", ".join(f"{key} {position.get(key)}" for key in layout)
+        now = ", ".join(f"{key} {value}" for key, value in layout.items())
+        raise AnimateError(f"{path} was saved with {saved}; this run has {now} (same batch size, data and processes "
+                           "to resume)")
+    accelerator.load_state(str(path / "state"))
+    return step, position["batches"]
 
 
 class StopRequest:
@@ -107,6 +120,13 @@ class StopRequest:
 
     def _handle(self, _signum, _frame) -> None:
         self.requested = True
+
+    def agreed(self, accelerator: Accelerator) -> bool:
+        """Whether any process was asked to stop: all then stop at the same step (a checkpoint waits for all)."""
+        if accelerator.num_processes == 1:
+            return self.requested
+        flag = torch.tensor([float(self.requested)], device=accelerator.device)
+        return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
 
 
 def unconditional_context(image_encoder, kind: str, device, dtype) -> torch.Tensor:

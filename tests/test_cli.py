@@ -382,11 +382,14 @@ def test_infer_takes_a_folder_of_pose_frames(run_cli, ref_photo, pose_video, tmp
     (tmp_path / "empty").mkdir()
     result = run_cli(infer_args(ref_photo, tmp_path / "empty", "random:tiny", "--pose-type", "skeleton"))
     assert "holds none" in assert_one_error_line(result, 2)
+    result = run_cli(infer_args(ref_photo, folder, "random:tiny", "--pose-type", "video"))
+    assert "not as a real video's frames" in assert_one_error_line(result, 2)
 
 
 def test_pose_frames_are_taken_in_name_order(tmp_path):
     from animate.pose.sources import pose_image_files
 
-    for name in ("b.png", "a.jpg", "c.webp", "readme.md", "a.json.bak"):
+    for name in ("10.png", "b.png", "2.png", "a.jpg", "frame10.png", "frame9.png", "readme.md", "a.json.bak"):
         (tmp_path / name).write_bytes(b"")
-    assert [p.name for p in pose_image_files(tmp_path)] == ["a.jpg", "b.png", "c.webp"]
+    assert [p.name for p in pose_image_files(tmp_path)] == ["2.png", "10.png", "a.jpg", "b.png", "frame9.png",
+                                                            "frame10.png"]

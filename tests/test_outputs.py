@@ -130,7 +130,7 @@ def test_a_full_disk_mid_write_says_so_and_leaves_nothing(run_cli, ref_photo, po
     monkeypatch.setattr(Image.Image, "save", full_disk)
     result = run_cli(["infer", "--ref", ref_photo, "--pose", pose_video(6), *FAST, "-o", "out.mp4", "--frames-dir",
                       "frames"])
-    assert result.code == 1
+    assert result.code == 2
     assert result.err.strip().splitlines()[-1].startswith("error: no space left on device (writing "), result.err
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "tmp") == []
 

@@ -1,6 +1,7 @@
 """Reading a torch pickle (.pth/.ckpt/.bin) safely: weights only, memory-mapped, one-line errors."""
 
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -9,6 +10,21 @@ from ..errors import AnimateError, first_line
 
 
 ZIP_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save's zip archive; a legacy pickle (protocol >= 2)
+
+
+def pickle_protocol(path: Path) -> int:
+    """The pickle protocol of a torch file (its data.pkl for torch.save's zip archive), 0 where it cannot be read."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+                head = archive.open(name).read(2)
+        else:
+            with open(path, "rb") as f:
+                head = f.read(2)
+    except (OSError, StopIteration, zipfile.BadZipFile):
+        return 0
+    return head[1] if len(head) == 2 and head[:1] == PICKLE_MAGIC else 0
 
 
 def load_torch_file(path: Path) -> object:
@@ -30,7 +46,7 @@ def load_torch_file(path: Path) -> object:
                     raise
                 return torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) pickles
     except Exception as err:
-        if "Unsupported operand 149" in str(err):  # FRAME: a pickle of protocol 4 or later
+        if pickle_protocol(path) >= 4:  # its FRAME opcode is what torch's weights-only unpickler lacks
             raise AnimateError(f"{path}: saved with pickle protocol 4 or later, which torch's safe (weights-only) "
                                "loader cannot read; re-save it with torch.save's default protocol") from None
         raise AnimateError(f"{path}: not a readable weight file ({first_line(err)})") from None

@@ -1,6 +1,7 @@
 """What `--pose` can be — a real dance video, a rendered skeleton video, or a keypoint file — and how each becomes keypoints."""
 
 import json
+import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -41,8 +42,12 @@ def looks_like_skeleton(frames: list[np.ndarray]) -> bool:
 
 
 def pose_image_files(folder: Path) -> list[Path]:
-    """The images of a folder of rendered pose frames, in name order."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """The images of a folder of rendered pose frames, in name order with numbers compared as numbers (frame2
+    before frame10, as ffmpeg's %d names them)."""
+    def natural(path: Path) -> list:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=natural)
 
 
 def detect_pose_type(path: Path) -> str:
