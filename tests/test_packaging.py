@@ -1,6 +1,7 @@
 """A non-editable install (a wheel) carries what a checkout has: the configs, the random sizes, the training configs."""
 
 import shutil
+import site
 import subprocess
 import sys
 import tomllib
@@ -19,7 +20,7 @@ def test_the_package_list_names_every_package_of_the_tree():
 
 
 def test_a_wheel_install_runs_infer_and_training_from_another_folder(tmp_path, ref_photo, pose_video, dataset):
-    """`pip install --no-deps --no-build-isolation .` into a venv that sees this environment's dependencies, then
+    """`pip install --no-deps --no-build-isolation .` into a venv that sees this environment's packages, then
     `animate infer --weights random:tiny` and `animate train stage1 --config <the packaged tiny config>`, run from a
     folder that is not the checkout."""
     source = tmp_path / "source"  # a copy: pip builds in the tree it is given and leaves build/ behind
@@ -29,10 +30,13 @@ def test_a_wheel_install_runs_infer_and_training_from_another_folder(tmp_path, r
             shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(REPO_ROOT / name, source / name)
-    # without pip of its own: this environment's pip and setuptools build it (a venv's bundled setuptools is older)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", tmp_path / "venv"],
-                   check=True)
+    # A venv that sees this environment's packages (torch, pip, setuptools...) through a .pth file, whether this
+    # environment is itself a venv or not (--system-site-packages would see the base interpreter's instead).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / "venv"], check=True)
     python, animate = tmp_path / "venv" / "bin" / "python", tmp_path / "venv" / "bin" / "animate"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "parent_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     install = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", source],
                              capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr[-2000:]
