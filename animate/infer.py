@@ -12,12 +12,13 @@ from PIL import Image
 from .dtypes import DTYPES
 from .errors import AnimateError
 from .image import canvas_size, load_image
+from .models.torch_files import check_torch_file
 from .models.weights import describe, load_models
 from .pipeline.animate import AnimatePipeline, AnimateSettings
 from .pose.frames import PoseFrames
 from .pose.keypoints import PoseSequence
 from .pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
-                           pose_image_files, renderer)
+                           load_keypoints, pose_image_files, renderer)
 from .profiles import Profile, get_profile
 from .outputs import FrameFolder, check_output_folder, published_together
 from .pipeline.guidance import check_guidance
@@ -160,8 +161,12 @@ def check_case(options: InferOptions) -> CaseInputs:
     if options.frames_dir is not None:
         FrameFolder(options.frames_dir, overwrite=options.force)  # refuses an existing folder up front
         check_output_folder(options.frames_dir)
-    if options.upscale is not None:  # missing upscaler weights are found before any model loads
-        upscaler_weights(upscaler_name(options), upscaler_dir(options.weights))
+    if options.upscale is not None:  # missing or unreadable upscaler weights are found before any model loads
+        weights = upscaler_weights(upscaler_name(options), upscaler_dir(options.weights))
+        if weights is not None:
+            check_torch_file(weights)
+    if pose_type == "keypoints":  # a bad keypoint file too (read again, cheaply, when the case runs)
+        load_keypoints(Path(options.pose))
     return CaseInputs(reference, pose_type, out)
 
 

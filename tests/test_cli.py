@@ -161,7 +161,8 @@ def _drop_motion_key(src: Path, dst: Path) -> tuple[Path, str]:
 
 
 def _bad_case(name: str, tmp_path: Path, ref: Path, pose: Path, moore: Path) -> tuple[list, list[str]]:
-    """(infer arguments, substrings the error line must contain) for one kind of bad input."""
+    """(infer arguments, substrings the error line must contain) for one kind of bad input. Cases given the missing
+    weights `no_weights` prove their refusal comes before any model is looked for."""
     if name == "missing-ref":
         return infer_args(tmp_path / "nobody.png", pose), ["image not found", "nobody.png"]
     if name == "text-ref":
@@ -208,8 +209,8 @@ def _bad_case(name: str, tmp_path: Path, ref: Path, pose: Path, moore: Path) -> 
         body[:, :, :2] = np.random.default_rng(0).uniform(10, 50, (4, 18, 2))
         body[2, 4, 0] = np.nan
         PoseSequence(body, np.zeros((4, 2, 21, 3)), np.zeros((4, 68, 3)), 64, 96, 12).save(tmp_path / "nan.pose.npz")
-        return infer_args(ref, tmp_path / "nan.pose.npz", "random:tiny", "--no-align"), ["nan.pose.npz", "body", "NaN"]
-    # An output that cannot be written is refused before the weights are even looked for (they are missing here).
+        return infer_args(ref, tmp_path / "nan.pose.npz", tmp_path / "no_weights", "--no-align"), \
+            ["nan.pose.npz", "body", "NaN"]
     if name == "output-under-a-file":
         (tmp_path / "afile").write_text("not a folder\n")
         return infer_args(ref, pose, tmp_path / "no_weights", "-o", tmp_path / "afile" / "out.mp4"), \
@@ -219,7 +220,7 @@ def _bad_case(name: str, tmp_path: Path, ref: Path, pose: Path, moore: Path) -> 
             ["/proc/animate-out.mp4", "cannot be written"]
     if name == "text-as-upscaler":
         (tmp_path / "notes.txt").write_text("these are my notes\n")
-        return infer_args(ref, pose, "random:tiny", "--upscale", "2", "--upscaler", tmp_path / "notes.txt"), \
+        return infer_args(ref, pose, tmp_path / "no_weights", "--upscale", "2", "--upscaler", tmp_path / "notes.txt"), \
             ["notes.txt", "neither torch.save's zip archive nor a pickle"]
     raise AssertionError(name)
 

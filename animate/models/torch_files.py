@@ -27,8 +27,9 @@ def pickle_protocol(path: Path) -> int:
     return head[1] if len(head) == 2 and head[:1] == PICKLE_MAGIC else 0
 
 
-def load_torch_file(path: Path) -> object:
-    """The file's object (weights_only, memory-mapped; legacy pre-zip pickles read whole), or a one-line error."""
+def check_torch_file(path: Path) -> None:
+    """Refuse, from its first bytes, a file that is neither torch.save's zip archive nor a pickle (cheap: before any
+    model loads)."""
     try:
         with open(path, "rb") as f:
             head = f.read(4)
@@ -36,6 +37,11 @@ def load_torch_file(path: Path) -> object:
         raise AnimateError(f"{path}: cannot be read ({err.strerror})") from None
     if not (head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC)):
         raise AnimateError(f"{path}: not a readable weight file (neither torch.save's zip archive nor a pickle)")
+
+
+def load_torch_file(path: Path) -> object:
+    """The file's object (weights_only, memory-mapped; legacy pre-zip pickles read whole), or a one-line error."""
+    check_torch_file(path)
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol on stderr; the error below says it
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
