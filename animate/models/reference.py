@@ -16,6 +16,9 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
 
+_DIFFUSERS_ATTENTION = AttnProcessor2_0()
+
+
 class _ReferenceComplete(Exception):
     """Raised by the last write and caught by ReferenceNet.forward: nothing after it in the ReferenceNet is read."""
 
@@ -52,9 +55,8 @@ def project_out(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
 
 
 def self_attention(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
-    """attn's plain self-attention."""
-    query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-    return project_out(attn, attend(attn.heads, query, key, value))
+    """attn's plain self-attention: diffusers' own processor."""
+    return _DIFFUSERS_ATTENTION(attn, hidden_states)
 
 
 @dataclass(frozen=True)
