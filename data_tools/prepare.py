@@ -42,7 +42,7 @@ from animate.pose.render import SCORE_THRESHOLD
 from animate.pose.smooth import fill_gaps, smooth_sequence
 from animate.pose.sources import BACKENDS, renderer
 from animate.profiles import get_profile
-from animate.video import VideoWriter, probe_video, read_frames
+from animate.media.video import VideoWriter, probe_video, read_frames
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 REASONS = ("unreadable", "too-short", "several-people", "no-person", "person-too-small")

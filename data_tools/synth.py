@@ -24,7 +24,7 @@ from PIL import Image
 from animate.errors import AnimateError
 from animate.pose.keypoints import PoseSequence
 from animate.profiles import get_profile
-from animate.video import VideoWriter
+from animate.media.video import VideoWriter
 
 from .backgrounds import make_background
 from .dances import make_dance, neutral_pose

@@ -18,14 +18,14 @@ import torch
 from PIL import Image
 
 from animate.errors import AnimateError
-from animate.infer import resolve_device
+from animate.app.infer import resolve_device
 from animate.models.bundle import AnimateModels, build_random_models
 from animate.models.weights import load_models
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
 from animate.pose.frames import PoseFrames
 from animate.pose.render import draw_pose
 from animate.pose.synthetic import draw_person, synthetic_dance, synthetic_hands
-from animate.video import VideoWriter
+from animate.media.video import VideoWriter
 
 SIZE_DEFAULTS = {"tiny": (128, 192, 4), "sd15": (512, 768, 20)}  # width, height, steps
 FPS = 24.0

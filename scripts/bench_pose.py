@@ -22,7 +22,7 @@ from animate.pose.extract import extract_video
 from animate.pose.frames import draw_sequence
 from animate.pose.render import draw_pose
 from animate.pose.smooth import fill_gaps, smooth_sequence
-from animate.video import VideoWriter
+from animate.media.video import VideoWriter
 
 
 def write_test_video(path: Path, frames: int, width: int = 512, height: int = 768) -> None:

@@ -18,11 +18,11 @@ from datetime import datetime, timezone
 
 
 def commands() -> dict[str, list[str]]:
-    """What is timed: the bare interpreter, `python -m animate.cli`, and the installed `animate` script."""
+    """What is timed: the bare interpreter, `python -m animate`, and the installed `animate` script."""
     found = {"`python -c pass` (the interpreter alone)": [sys.executable, "-c", "pass"]}
     script = shutil.which("animate")
     for argv in (["--help"], ["infer", "--help"], ["train", "--help"]):
-        found[f"`python -m animate.cli {' '.join(argv)}`"] = [sys.executable, "-m", "animate.cli", *argv]
+        found[f"`python -m animate {' '.join(argv)}`"] = [sys.executable, "-m", "animate", *argv]
         if script:
             found[f"`animate {' '.join(argv)}` (installed script)"] = [script, *argv]
     return found

@@ -21,7 +21,7 @@ from animate.models.bundle import build_random_models
 from animate.paths import CONFIG_DIR
 from animate.pose.render import draw_pose
 from animate.pose.synthetic import draw_person, synthetic_dance
-from animate.video import VideoWriter
+from animate.media.video import VideoWriter
 from bench_infer import machine_line
 from stages.network import unread_reference_parameters
 

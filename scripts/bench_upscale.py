@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from animate.infer import resolve_device
-from animate.models.rrdbnet import RRDBNet
-from animate.models.srvgg import SRVGGNetCompact
-from animate.upscale import Upscaler
+from animate.app.infer import resolve_device
+from animate.media.rrdbnet import RRDBNet
+from animate.media.srvgg import SRVGGNetCompact
+from animate.media.upscale import Upscaler
 from bench_infer import machine_line
 
 # name → (network builder, native scale, the scales to measure)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from animate.errors import AnimateError
-from animate.evaluation import psnr
+from animate.app.evaluation import psnr
 from animate.models.weights import load_models
 from stages.datasets import load_meta, read_frames_at
 

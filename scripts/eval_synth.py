@@ -15,8 +15,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from animate.evaluation import evaluate, mean_scores
-from animate.infer import InferOptions, check_case, open_session, run_case
+from animate.app.evaluation import evaluate, mean_scores
+from animate.app.infer import InferOptions, check_case, open_session, run_case
 
 VARIANTS = {"model": {}, "no-reference": {"no_reference": True}, "no-motion": {"no_motion": True}}
 

@@ -19,7 +19,7 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from animate.errors import AnimateError
-from animate.evaluation import psnr
+from animate.app.evaluation import psnr
 from animate.models.weights import load_models
 from animate.pipeline.animate import AnimatePipeline, pose_pixels
 from stages.datasets import read_frames_at

@@ -9,7 +9,7 @@ from animate.errors import AnimateError
 from animate.models.bundle import AnimateModels
 from animate.models.pose_guider import PoseGuider
 from animate.models.reference import ReferenceNet
-from animate.models.strict import check_state_dict
+from animate.strict import check_state_dict
 from animate.models.unet import AnimateUNet
 from animate.models.weights import read_state_dict
 

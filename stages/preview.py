@@ -9,7 +9,7 @@ from PIL import Image
 from animate.models.bundle import AnimateModels
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
 from animate.pose.frames import PoseFrames
-from animate.video import VideoWriter, read_frames
+from animate.media.video import VideoWriter, read_frames
 
 from .datasets import load_meta
 

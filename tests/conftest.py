@@ -37,7 +37,7 @@ def pose_video(tmp_path_factory):
     """
     from animate.pose.render import draw_pose
     from animate.pose.synthetic import synthetic_dance
-    from animate.video import VideoWriter
+    from animate.media.video import VideoWriter
 
     folder = tmp_path_factory.mktemp("poses")
     made: dict[tuple, Path] = {}
@@ -96,13 +96,13 @@ def tiny_ours_weights(tmp_path_factory, tiny_models) -> Path:
 
 @pytest.fixture
 def run_cli(tmp_path, monkeypatch, capfd):
-    """run_cli(args) → CliResult(code, out, err): `animate.cli.main(args)` in-process, cwd = tmp_path.
+    """run_cli(args) → CliResult(code, out, err): `animate.app.cli.main(args)` in-process, cwd = tmp_path.
 
     Default outputs land in tmp_path/outputs; temporary files (the pose memmap) go to tmp_path/tmp so a test can
     check that nothing is left behind. Output is captured at the file-descriptor level, so anything C libraries
     (ffmpeg, decord) print shows up too. argparse's SystemExit becomes the exit code.
     """
-    from animate.cli import main
+    from animate.app.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ANIMATE_DEBUG", raising=False)
@@ -129,7 +129,7 @@ def _write_dataset(root: Path, clips: int) -> Path:
     """`clips` 12-frame clips of drawn figures dancing, their pose videos, and a meta.json; returns the meta."""
     from animate.pose.render import draw_pose
     from animate.pose.synthetic import draw_person, synthetic_dance
-    from animate.video import VideoWriter
+    from animate.media.video import VideoWriter
 
     entries = []
     for clip in range(clips):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from animate.pipeline.animate import AnimatePipeline
 from animate.pose.keypoints import PoseSequence
-from animate.video import VideoWriter, fit_frame, probe_video, read_frames
+from animate.media.video import VideoWriter, fit_frame, probe_video, read_frames
 
 FAST = ["-W", "64", "--steps", "2", "--no-progress"]  # 64x96 canvas for the 64x96 photo
 
@@ -358,7 +358,7 @@ def test_infer_takes_a_gif_pose(run_cli, ref_photo, pose_video, tmp_path):
 def test_help_imports_no_heavy_library(argv):
     """`animate --help` and each command's --help answer from argparse alone: torch, diffusers, transformers,
     cv2 and mediapipe stay unimported (their import is what made the start-up slow)."""
-    code = ("import sys\nfrom animate.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom animate.app.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'cv2', 'mediapipe') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

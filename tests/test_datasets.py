@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from animate.errors import AnimateError
 from animate.pipeline.animate import clip_pixels
-from animate.video import VideoWriter
+from animate.media.video import VideoWriter
 from stages.datasets import Stage1Dataset, Stage2Dataset, read_frames_at
 
 FRAME_W, FRAME_H, N, SHORT = 128, 96, 40, 8

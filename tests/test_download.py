@@ -8,8 +8,8 @@ import huggingface_hub.constants
 import pytest
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from animate import download
-from animate.download import download_weights, required_files
+from animate.app import download
+from animate.app.download import download_weights, required_files
 from animate.errors import AnimateError
 from animate.paths import model_size_dir
 
@@ -130,7 +130,7 @@ def served(monkeypatch):
     import io
     import types
 
-    from animate import upscale
+    from animate.media import upscale
 
     payload = b"\x80 real-esrgan weights" * 1000
     spec = dataclasses.replace(upscale.UPSCALERS["realesrgan-x4plus"], sha256=hashlib.sha256(payload).hexdigest())
@@ -188,7 +188,7 @@ def test_upscaler_unreachable_is_one_line(tmp_path, monkeypatch, run_cli):
 
 
 def test_cli_upscaler_choices_are_the_registry():
-    from animate.cli import UPSCALER_CHOICES
-    from animate.upscale import UPSCALERS
+    from animate.app.cli import UPSCALER_CHOICES
+    from animate.media.upscale import UPSCALERS
 
     assert UPSCALER_CHOICES == tuple(UPSCALERS)

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from animate.errors import AnimateError  # noqa: E402
 from animate.pose.dwpose import (COCO_TO_OPENPOSE, DWPoseExtractor, crop_person, decode_people,  # noqa: E402
                                  extract_image, extract_video, letterbox, nms, wholebody_to_arrays)
-from animate.video import VideoWriter  # noqa: E402
+from animate.media.video import VideoWriter  # noqa: E402
 
 # The stand-in detector's person, in the 640x640 letterbox input: centre (280, 240), size 160x320, score 0.9. A 320x240
 # frame is letterboxed at scale 2, so the box is (100, 40)-(180, 200) in the frame. A decoy 40x40 box at centre
@@ -273,7 +273,7 @@ def test_missing_models_broken_models_and_missing_onnxruntime(tmp_path, weights,
 
 def test_pose_command_runs_the_dwpose_backend(weights, run_cli, tmp_path):
     from animate.pose.keypoints import PoseSequence
-    from animate.video import VideoWriter, probe_video
+    from animate.media.video import VideoWriter, probe_video
 
     with VideoWriter(tmp_path / "dance.mp4", 8) as writer:
         writer.write(np.stack([_white(320, 240)] * 3))

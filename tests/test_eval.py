@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from animate.errors import AnimateError
-from animate.evaluation import (evaluate, evaluate_pair, flicker, format_table, l1, psnr, read_video_frames, run_eval,
+from animate.app.evaluation import (evaluate, evaluate_pair, flicker, format_table, l1, psnr, read_video_frames, run_eval,
                                 ssim)
-from animate.video import VideoWriter, read_frames
+from animate.media.video import VideoWriter, read_frames
 
 W, H, N = 32, 24, 6
 
@@ -204,7 +204,7 @@ def test_frame_count_and_size_mismatch(tmp_path):
 
 
 def test_a_decoder_that_stops_early(tmp_path, monkeypatch):
-    from animate import evaluation
+    from animate.app import evaluation
 
     frames = to_uint8(moving(4, 32, 24))
     video, pngs = write_video(tmp_path / "short.mp4", frames), write_pngs(tmp_path / "pngs", frames)

@@ -10,7 +10,7 @@ from PIL import Image
 from animate.errors import AnimateError
 from animate.pose.extract import (FACE_MESH_TO_IBUG68, POSE_TO_OPENPOSE, HolisticExtractor, default_workers,
                                   extract_image, extract_video, landmarks_to_arrays, split_span)
-from animate.video import VideoWriter
+from animate.media.video import VideoWriter
 
 LANDMARKS = Path(__file__).parent / "data" / "landmarks"
 # Face boxes (x0, y0, x1, y1) as fractions of the image, measured on MediaPipe's face mesh and widened by ~0.05.

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from animate.errors import AnimateError
-from animate.image import canvas_size, load_image
+from animate.media.image import canvas_size, load_image
 
 
 def check_rgb(img: Image.Image, size: tuple[int, int]) -> np.ndarray:

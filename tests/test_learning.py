@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from torch.utils.data import default_collate
 
-from animate.evaluation import psnr
+from animate.app.evaluation import psnr
 from animate.models.weights import load_models
 from animate.paths import CONFIG_DIR
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
 from animate.pose.frames import PoseFrames
-from animate.video import read_frames
+from animate.media.video import read_frames
 from data_tools.synth import SynthOptions, synthesize
 from stages import autoencoder, stage1
 from stages.datasets import Stage1Dataset

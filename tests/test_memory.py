@@ -6,12 +6,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import animate.infer
-from animate.infer import InferOptions, run_infer
+import animate.app.infer
+from animate.app.infer import InferOptions, run_infer
 from animate.models.bundle import build_random_models
 from animate.pipeline.animate import AnimatePipeline
 from animate.pose.frames import PoseFrames
-from animate.video import VideoWriter, probe_video
+from animate.media.video import VideoWriter, probe_video
 
 W, H = 32, 48  # canvas for the 64x96 reference photo at -W 32
 CHUNK = 8  # write_video's decode chunk
@@ -32,7 +32,7 @@ def prebuilt(models, monkeypatch):
         assert str(spec) == "random:tiny" and motion_module is None
         return models
 
-    monkeypatch.setattr(animate.infer, "load_models", load_models)
+    monkeypatch.setattr(animate.app.infer, "load_models", load_models)
     return models
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from animate.upscale import UPSCALERS
-from animate.video import audio_codec, probe_video, read_frames
+from animate.media.upscale import UPSCALERS
+from animate.media.video import audio_codec, probe_video, read_frames
 
 FAST = ["--weights", "random:tiny", "-W", "64", "--steps", "1", "--no-progress"]
 
@@ -41,7 +41,7 @@ def partials(root: Path) -> list[Path]:
 
 def small_rrdbnet_file(path: Path, scale: int = 4) -> Path:
     """A tiny RRDBNet (official key names) saved as a Real-ESRGAN release is: {"params_ema": ...}."""
-    from animate.models.rrdbnet import RRDBNet
+    from animate.media.rrdbnet import RRDBNet
 
     torch.manual_seed(0)
     net = RRDBNet(scale=scale, num_feat=8, num_block=1, num_grow_ch=4)
@@ -138,7 +138,7 @@ def test_a_full_disk_mid_write_says_so_and_leaves_nothing(run_cli, ref_photo, po
 def test_sigterm_mid_write_leaves_nothing(ref_photo, pose_video, tmp_path):
     """A real process stopped by SIGTERM while its files are being written: exit 143 (128 + SIGTERM, as a shell
     reports it) and no file, partial or not."""
-    command = [sys.executable, "-m", "animate.cli", "infer", "--ref", str(ref_photo), "--pose", str(pose_video(96)),
+    command = [sys.executable, "-m", "animate.app.cli", "infer", "--ref", str(ref_photo), "--pose", str(pose_video(96)),
                "--weights", "random:tiny", "-W", "64", "--steps", "1", "--no-progress", "-o", "out.mp4", "--grid",
                "--frames-dir", "frames", "--upscale", "4", "--upscaler", "lanczos"]
     process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
@@ -195,7 +195,7 @@ def test_upscale_command_errors_are_one_line(run_cli, pose_video, tmp_path):
 
 
 def test_default_upscalers_are_the_released_ones():
-    from animate.infer import DEFAULT_UPSCALERS
+    from animate.app.infer import DEFAULT_UPSCALERS
 
     assert {UPSCALERS[name].scale for name in DEFAULT_UPSCALERS.values()} == set(DEFAULT_UPSCALERS)
 
@@ -210,7 +210,7 @@ def write_jobs(folder: Path, text: str) -> Path:
 
 
 def test_jobs_file_with_a_bad_case_finishes_the_others(run_cli, ref_photo, pose_video, tmp_path, monkeypatch):
-    from animate import infer
+    from animate.app import infer
 
     loads = []
     load_models = infer.load_models
@@ -265,7 +265,7 @@ def test_jobs_and_ref_are_exclusive(run_cli, ref_photo, tmp_path):
 
 
 def test_cases_are_split_round_robin_across_processes():
-    from animate.jobs import split_cases
+    from animate.app.jobs import split_cases
 
     cases = list(range(7))
     shares = [split_cases(cases, rank, 3) for rank in range(3)]
@@ -285,7 +285,7 @@ def test_jobs_split_across_two_accelerate_processes(ref_photo, pose_video, tmp_p
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(port), "-m", "animate.cli", "infer", "--jobs", str(jobs), "--weights", "random:tiny", "--no-progress"]
+               str(port), "-m", "animate.app.cli", "infer", "--jobs", str(jobs), "--weights", "random:tiny", "--no-progress"]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

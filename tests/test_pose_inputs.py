@@ -12,7 +12,7 @@ from animate.pose.extract import extract_image
 from animate.pose.interchange import load_json
 from animate.pose.keypoints import PoseSequence
 from animate.pose.sources import detect_pose_type, looks_like_skeleton
-from animate.video import VideoWriter, probe_video, read_frames
+from animate.media.video import VideoWriter, probe_video, read_frames
 
 
 @pytest.fixture(scope="session")

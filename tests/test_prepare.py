@@ -12,7 +12,7 @@ from skimage.data import astronaut
 import animate.pose.extract
 from animate.pose.frames import draw_sequence
 from animate.pose.keypoints import PoseSequence
-from animate.video import VideoWriter, probe_video
+from animate.media.video import VideoWriter, probe_video
 from data_tools import prepare
 from data_tools.prepare import (PrepareOptions, find_videos, missing_share, person_height, prepare_dataset, split_of,
                                 video_names)
@@ -180,7 +180,7 @@ def test_missing_share_and_person_height():
 
 
 def test_cli_prepares_in_worker_processes_and_reports(dataset, tmp_path, run_cli, monkeypatch):
-    monkeypatch.setattr("animate.cli._quiet_libraries", lambda: None)  # importing diffusers takes seconds
+    monkeypatch.setattr("animate.app.cli._quiet_libraries", lambda: None)  # importing diffusers takes seconds
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("a.mp4", "corrupt.mp4"):

@@ -24,7 +24,7 @@ def test_the_true_velocity_gives_back_the_clean_latents(t):
 
 @pytest.fixture(scope="module")
 def synth_split(tmp_path_factory):
-    from animate.cli import main
+    from animate.app.cli import main
 
     folder = tmp_path_factory.mktemp("synth") / "data"
     main(["synth", "-o", str(folder), "--train", "1", "--test", "2", "--frames", "4", "-W", "64", "-H", "96",

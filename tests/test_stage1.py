@@ -197,7 +197,7 @@ def launch_two(meta, output, *overrides, resume: str | None = None) -> None:
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-               str(port), "-m", "animate.cli", "train", "stage1", "--config", str(CONFIG_DIR / "train" / "stage1_tiny.yaml"),
+               str(port), "-m", "animate.app.cli", "train", "stage1", "--config", str(CONFIG_DIR / "train" / "stage1_tiny.yaml"),
                f"data.meta=[{meta}]", f"train.output_dir={output}", "train.seed=0", *overrides,
                *(["--resume", resume] if resume else [])]
     launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

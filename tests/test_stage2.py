@@ -13,7 +13,7 @@ def test_only_motion_modules_change_and_the_weights_infer(dataset, tmp_path, run
     output = stage2.train(CONFIG_DIR / "train" / "stage2_tiny.yaml",
                           [f"data.meta=[{dataset}]", f"train.output_dir={tmp_path}/run", "train.max_steps=2",
                            "train.checkpoint_every=2", "train.seed=0", "train.validate_every=2"])
-    from animate.video import probe_video
+    from animate.media.video import probe_video
 
     preview = probe_video(output / "previews" / "step-0000002.mp4")
     assert (preview.num_frames, preview.width, preview.height) == (4, 3 * 64, 96)  # a clip: ref | pose | result

@@ -9,7 +9,7 @@ import pytest
 
 from animate.errors import AnimateError
 from animate.pose.keypoints import PoseSequence
-from animate.video import read_frames
+from animate.media.video import read_frames
 from data_tools.backgrounds import make_background
 from data_tools.dances import make_dance, posed
 from data_tools.figures import HAND_PARTS, HEAD_POINTS, JOINT_PARTS, PART, Figure, draw_figure, infer_view, part_labels

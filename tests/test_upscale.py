@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from animate.errors import AnimateError
-from animate.models.rrdbnet import RRDBNet
-from animate.models.srvgg import SRVGGNetCompact
-from animate.upscale import (
+from animate.media.rrdbnet import RRDBNet
+from animate.media.srvgg import SRVGGNetCompact
+from animate.media.upscale import (
     UPSCALER_NAMES,
     UPSCALERS,
     Upscaler,

@@ -7,9 +7,9 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from animate import video
+from animate.media import video
 from animate.errors import AnimateError
-from animate.video import VideoWriter, fit_frame, probe_video, read_frames
+from animate.media.video import VideoWriter, fit_frame, probe_video, read_frames
 
 W, H, N, FPS = 64, 48, 12, 12.5
 

@@ -24,8 +24,8 @@ from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
 from .bundle import AnimateModels, build_animate_unets, build_random_models
 from .reference import ReferenceNet
-from .strict import check_state_dict
-from .torch_files import load_torch_file
+from ..strict import check_state_dict
+from ..torch_files import load_torch_file
 from .unet import AnimateUNet
 
 MOORE_FILES = {

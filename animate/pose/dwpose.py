@@ -34,8 +34,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import AnimateError, first_line
-from ..image import load_image
-from ..video import probe_video, read_frames
+from ..media.image import load_image
+from ..media.video import probe_video, read_frames
 from .keypoints import PoseSequence
 
 DETECTOR_FILE, POSE_FILE = "yolox_l.onnx", "dw-ll_ucoco_384.onnx"

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from ..errors import AnimateError
 from ..native_logs import native_stderr_silenced
-from ..image import load_image
-from ..video import probe_video, read_frames
+from ..media.image import load_image
+from ..media.video import probe_video, read_frames
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
 
 # MediaPipe pose landmark feeding each OpenPose-18 point; -1 = the neck, built from the shoulders (11, 12).

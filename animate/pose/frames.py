@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import AnimateError
-from ..video import fit_frame, read_frames
+from ..media.video import fit_frame, read_frames
 from .keypoints import PoseSequence
 
 

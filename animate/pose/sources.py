@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..errors import AnimateError
 from ..profiles import Profile
-from ..video import probe_video, read_frames
+from ..media.video import probe_video, read_frames
 from .interchange import load_json, load_openpose_json
 from .keypoints import PoseSequence
 from .render import draw_pose

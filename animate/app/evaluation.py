@@ -24,9 +24,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from animate.errors import AnimateError
-from animate.image import load_image
-from animate.video import probe_video, read_frames
+from ..errors import AnimateError
+from ..media.image import load_image
+from ..media.video import probe_video, read_frames
 
 METRICS = ("psnr", "ssim", "l1", "flicker")
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import AnimateError, error_summary, first_line
+from ..errors import AnimateError, error_summary, first_line
 from .infer import InferOptions, check_case, open_session, run_case
 
 # Options that choose or place the models: the same for every case, so only the command line sets them.

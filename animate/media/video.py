@@ -14,8 +14,8 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from animate.errors import AnimateError
-from animate.native_logs import native_stderr_silenced
+from ..errors import AnimateError
+from ..native_logs import native_stderr_silenced
 
 try:
     import decord

@@ -18,8 +18,8 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
-from .errors import AnimateError, first_line
-from .paths import model_size_dir
+from ..errors import AnimateError, first_line
+from ..paths import model_size_dir
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _say(message: str, progress: bool) -> None:
 
 def download_upscaler(name: str, target: Path, hub_repo: str | None = None, progress: bool = True) -> Path:
     """Fetch a Real-ESRGAN release file into target/Real-ESRGAN/ (its official URL, or a hub mirror), SHA-256 checked."""
-    from .upscale import UPSCALERS
+    from ..media.upscale import UPSCALERS
 
     if name not in UPSCALERS:
         raise AnimateError(f"unknown upscaler {name!r} (choices: {', '.join(UPSCALERS)})")

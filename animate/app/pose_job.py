@@ -5,13 +5,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import AnimateError
-from .image import canvas_size, load_image
-from .pose.frames import draw_sequence
-from .pose.interchange import save_json
-from .pose.sources import Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
-from .profiles import get_profile
-from .video import VideoWriter
+from ..errors import AnimateError
+from ..media.image import canvas_size, load_image
+from ..pose.frames import draw_sequence
+from ..pose.interchange import save_json
+from ..pose.sources import Backend, detect_pose_type, driving_keypoints, fit_to_photo, renderer
+from ..profiles import get_profile
+from ..media.video import VideoWriter
 
 
 @dataclass

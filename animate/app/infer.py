@@ -9,21 +9,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .dtypes import DTYPES
-from .errors import AnimateError
-from .image import canvas_size, load_image
-from .models.torch_files import check_torch_file
-from .models.weights import describe, load_models
-from .pipeline.animate import AnimatePipeline, AnimateSettings
-from .pose.frames import PoseFrames
-from .pose.keypoints import PoseSequence
-from .pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
+from ..dtypes import DTYPES
+from ..errors import AnimateError
+from ..media.image import canvas_size, load_image
+from ..torch_files import check_torch_file
+from ..models.weights import describe, load_models
+from ..pipeline.animate import AnimatePipeline, AnimateSettings
+from ..pose.frames import PoseFrames
+from ..pose.keypoints import PoseSequence
+from ..pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
                            load_keypoints, pose_image_files, renderer)
-from .profiles import Profile, get_profile
+from ..profiles import Profile, get_profile
 from .outputs import FrameFolder, check_output_folder, published_together
-from .pipeline.guidance import check_guidance
-from .upscale import UPSCALER_DIR, Upscaler, check_tile, upscaler_weights
-from .video import OutputTaken, VideoWriter, audio_codec, probe_video
+from ..pipeline.guidance import check_guidance
+from ..media.upscale import UPSCALER_DIR, Upscaler, check_tile, upscaler_weights
+from ..media.video import OutputTaken, VideoWriter, audio_codec, probe_video
 
 DEFAULT_UPSCALERS = {2: "realesrgan-x2plus", 4: "realesrgan-x4plus"}
 

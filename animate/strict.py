@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import AnimateError
+from .errors import AnimateError
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path, what: str,

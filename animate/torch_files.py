@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import AnimateError, first_line
+from .errors import AnimateError, first_line
 
 
 ZIP_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save's zip archive; a legacy pickle (protocol >= 2)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
-from animate.errors import AnimateError
+from ..errors import AnimateError
 
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "PA"}
 _WIDE_GREY_MODES = {"I", "F"}

@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 from PIL import Image
 
-from .errors import AnimateError
+from ..errors import AnimateError
 
 
 def check_output_folder(path: str | os.PathLike) -> None:

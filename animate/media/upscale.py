@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import AnimateError
-from .models.rrdbnet import UNSHUFFLE, RRDBNet
-from .models.strict import check_state_dict
-from .models.torch_files import load_torch_file
-from .models.srvgg import SRVGGNetCompact
+from ..errors import AnimateError
+from ..strict import check_state_dict
+from ..torch_files import load_torch_file
+from .rrdbnet import UNSHUFFLE, RRDBNet
+from .srvgg import SRVGGNetCompact
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import AnimateError, Terminated, error_summary
+from ..errors import AnimateError, Terminated, error_summary
 
 T = TypeVar("T")
 UPSCALER_CHOICES = ("realesrgan-x4plus", "realesrgan-x2plus", "realesr-general-x4v3", "realesr-animevideov3")
@@ -115,7 +115,7 @@ def _add_pose(commands) -> None:
 
 def _add_train(commands) -> None:
     p = commands.add_parser("train", help="train a stage", description="Train a stage (accelerate: `accelerate launch -m "
-                            "animate.cli train ...` for several GPUs).")
+                            "animate.app.cli train ...` for several GPUs).")
     p.add_argument("stage", choices=("stage1", "stage2", "autoencoder"),
                    help="stage1: ReferenceNet + pose guider + UNet on image pairs; stage2: motion modules on clips; "
                         "autoencoder: a small size's VAE on frames")
@@ -257,7 +257,7 @@ def _pose(args) -> None:
 
 
 def _train(args) -> None:
-    from .paths import CONFIG_DIR
+    from ..paths import CONFIG_DIR
     from stages import autoencoder, stage1, stage2
 
     default = "autoencoder_tiny" if args.stage == "autoencoder" else args.stage
@@ -281,8 +281,8 @@ def _download(args) -> None:
 
 
 def _convert(args) -> None:
-    from .dtypes import DTYPES
-    from .models.weights import load_models, save_weight_set
+    from ..dtypes import DTYPES
+    from ..models.weights import load_models, save_weight_set
 
     models = load_models(args.src, motion_module=args.motion_module)
     print(save_weight_set(models, args.out, args.layout, DTYPES[args.dtype]))

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import AnimateError
+from ..errors import AnimateError
 from .infer import DEFAULT_UPSCALERS, resolve_device
 from .outputs import check_output_folder
-from .upscale import UPSCALER_DIR, Upscaler, check_tile
-from .video import VideoWriter, probe_video, read_frames
+from ..media.upscale import UPSCALER_DIR, Upscaler, check_tile
+from ..media.video import VideoWriter, probe_video, read_frames
 
 CHUNK = 8  # frames read, upscaled and written at a time
 

@@ -1,0 +1,1 @@
+"""Media: reading and writing images and videos, and Real-ESRGAN super-resolution; no diffusion model is imported here."""
