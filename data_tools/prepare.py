@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm.auto import tqdm
 
+from animate.atomic import write_text
 from animate.errors import AnimateError, first_line
 from animate.native_logs import native_stderr_silenced
 from animate.pose.frames import draw_sequence
@@ -236,11 +237,8 @@ def render_pose_video(seq: PoseSequence, path: Path, profile: str) -> None:
 
 
 def _write_json(path: Path, value) -> None:
-    """Write JSON to a temporary file, then rename it onto path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.partial")
-    temp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(temp, path)
+    """Write JSON to path, atomically."""
+    write_text(path, json.dumps(value, indent=1) + "\n")
 
 
 def _stamp(source: Path) -> dict:

@@ -12,7 +12,6 @@ on how many. The folder is built beside `out` and renamed into place at the end 
 import json
 import multiprocessing
 import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from animate.atomic import atomic_path
 from animate.errors import AnimateError
 from animate.pose.keypoints import PoseSequence
 from animate.profiles import get_profile
@@ -120,27 +120,13 @@ def _render(root: Path, jobs: list[tuple[str, str, tuple[int, int]]], options: S
             raise
 
 
-def _publish(built: Path, out: Path) -> None:
-    """Move the finished folder onto out, replacing what is there (checked by _check)."""
-    if out.is_dir():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(built, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(built, out)
-
-
 def synthesize(options: SynthOptions) -> str:
     """Write the synthetic dataset described by options into options.out; a one-paragraph summary."""
     _check(options)
     started = time.perf_counter()
     out = Path(options.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    built = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(built, ignore_errors=True)
-    built.mkdir()
-    try:
+    with atomic_path(out) as built:  # what is at out is replaced (checked by _check)
+        built.mkdir()
         jobs = [(f"{split}_{index:04d}", split, seeds)
                 for split, count in zip(SPLITS, (options.train_videos, options.test_videos))
                 for index, seeds in enumerate(video_seeds(options.seed, split, count))]
@@ -148,10 +134,6 @@ def synthesize(options: SynthOptions) -> str:
         metas = {"meta": entries, **{f"meta_{split}": [e for e in entries if e["split"] == split] for split in SPLITS}}
         for name, chosen in metas.items():
             (built / f"{name}.json").write_text(json.dumps(chosen, indent=1) + "\n")
-        _publish(built, out)
-    except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
-        raise
     seconds = time.perf_counter() - started
     return (f"synthesized {len(entries)} videos ({options.train_videos} train, {options.test_videos} test with unseen "
             f"figures and dances) of {options.frames} frames at {options.width}x{options.height}, {options.fps:g} fps, "

@@ -1,7 +1,6 @@
 """What both training stages share: the config, checkpoints (atomic, last N kept), resume and a clean SIGTERM."""
 
 import json
-import os
 import shutil
 import signal
 import warnings
@@ -12,6 +11,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from omegaconf import DictConfig, OmegaConf
 
+from animate.atomic import discard, publish, staging_path
 from animate.dtypes import DTYPES
 from animate.errors import AnimateError, first_line
 from animate.models.bundle import AnimateModels
@@ -62,16 +62,15 @@ def save_checkpoint(accelerator: Accelerator, models: AnimateModels, output_dir:
     weights (safetensors), written aside and renamed; keep the last N."""
     output_dir = Path(output_dir)
     final = output_dir / f"{CHECKPOINT_PREFIX}{step:07d}"
-    staging = output_dir / f".{final.name}.partial"
+    staging = staging_path(final, shared=True)  # every process writes its part of the state here
     if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(staging / "state"))
     if accelerator.is_main_process:
         (staging / POSITION_FILE).write_text(json.dumps({"step": step, **position}))
         save_weight_set(models, staging / "weights", "ours")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
+        publish(staging, final)
         for old in checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()

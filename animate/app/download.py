@@ -1,7 +1,6 @@
 """Fetch the pretrained weights inference needs (the Hugging Face Hub) and the Real-ESRGAN upscalers (their releases)."""
 
 import hashlib
-import os
 import shutil
 import sys
 import urllib.error
@@ -18,6 +17,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
+from ..atomic import atomic_path
 from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
 
@@ -136,11 +136,9 @@ def download_upscaler(name: str, target: Path, hub_repo: str | None = None, prog
     if path.is_file() and _sha256(path) == spec.sha256:
         _say(f"have {path}", progress)
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
     source = f"{hub_repo}/{spec.filename}" if hub_repo else spec.url
     _say(f"fetch {source}", progress)
-    try:
+    with atomic_path(path) as partial:
         if hub_repo:
             _fetch_from_hub(hub_repo, spec.filename, partial)
         else:
@@ -148,9 +146,6 @@ def download_upscaler(name: str, target: Path, hub_repo: str | None = None, prog
         got = _sha256(partial)
         if got != spec.sha256:
             raise AnimateError(f"{source}: checksum mismatch (SHA-256 {got}, expected {spec.sha256}); nothing kept")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 

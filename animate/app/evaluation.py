@@ -24,6 +24,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from ..atomic import write_text
 from ..errors import AnimateError
 from ..media.image import load_image
 from ..media.video import probe_video, read_frames
@@ -321,14 +322,10 @@ def _json_value(value: object) -> object:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Write data as JSON beside path under a temporary name, then rename it onto path."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    """Write data as JSON to path, atomically."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-        os.replace(temp, path)
+        write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
     except OSError as err:
-        temp.unlink(missing_ok=True)
         raise AnimateError(f"cannot write {path}: {err.strerror or err}") from None
 
 

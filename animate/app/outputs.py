@@ -1,7 +1,6 @@
 """The files of one result (video, grid video, PNG frames): written aside, then published together or not at all."""
 
 import os
-import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 from PIL import Image
 
+from ..atomic import discard, publish, staging_path
 from ..errors import AnimateError
 
 
@@ -46,7 +46,7 @@ class FrameFolder:
         if self.path.exists() and not (self.path.is_dir() and (overwrite or not any(self.path.iterdir()))):
             raise AnimateError(f"{self.path} already exists (use --force to overwrite)" if self.path.is_dir()
                                else f"--frames-dir {self.path} is a file")
-        self._temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        self._temp = staging_path(self.path)
         self.frames_written = 0
         self._published = False
 
@@ -66,14 +66,32 @@ class FrameFolder:
         """Move the folder onto path, replacing an older one there; once."""
         if self._published:
             return
-        if self.path.is_dir():
-            shutil.rmtree(self.path)
-        os.replace(self._temp, self.path)
+        publish(self._temp, self.path)
         self._published = True
 
     def abort(self) -> None:
         """Delete the partial folder."""
-        shutil.rmtree(self._temp, ignore_errors=True)
+        discard(self._temp)
+
+
+class StagedFile:
+    """One file written by `write(path)` under its staging name at finish(), moved onto `path` at publish()."""
+
+    def __init__(self, path: str | os.PathLike, write: Callable[[Path], object]) -> None:
+        self.path, self._write = Path(path), write
+        self._temp = staging_path(self.path)
+
+    def finish(self) -> None:
+        """Write the file aside."""
+        self._write(self._temp)
+
+    def publish(self) -> None:
+        """Move it into place."""
+        publish(self._temp, self.path)
+
+    def abort(self) -> None:
+        """Delete what was written aside."""
+        discard(self._temp)
 
 
 @contextmanager

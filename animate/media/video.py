@@ -14,6 +14,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
+from ..atomic import discard, publish, staging_path
 from ..errors import AnimateError
 from ..native_logs import native_stderr_silenced
 
@@ -196,7 +197,7 @@ class VideoWriter:
         self.audio_from = None if audio_from is None else os.fspath(audio_from)
         self.overwrite = overwrite
         self.frames_written = 0
-        self._temp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.partial.mp4")
+        self._temp = staging_path(self.path, ".mp4")  # the extension tells ffmpeg the container
         self._size: tuple[int, int] | None = None
         self._ffmpeg: subprocess.Popen | None = None
         self._log = None
@@ -268,11 +269,7 @@ class VideoWriter:
             return
         self.finish()
         try:
-            if self.overwrite:
-                os.replace(self._temp, self.path)
-            else:
-                os.link(self._temp, self.path)  # fails if the path exists: nothing is replaced
-                self._temp.unlink()
+            publish(self._temp, self.path, replace=self.overwrite)
             self._published = True
         except FileExistsError:
             raise OutputTaken(f"{self.path} appeared while this run was writing it; not replaced") from None
@@ -290,8 +287,8 @@ class VideoWriter:
             except OSError:
                 pass
         self._close_log()
-        self._temp.unlink(missing_ok=True)
-        self._temp.with_suffix(".audio.mp4").unlink(missing_ok=True)
+        discard(self._temp)
+        discard(self._temp.with_suffix(".audio.mp4"))
 
     def _start(self, size: tuple[int, int]) -> None:
         """Launch ffmpeg reading raw RGB frames of size (W, H) from a pipe."""
@@ -320,7 +317,7 @@ class VideoWriter:
             self.abort()
             last = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
             raise AnimateError(f"cannot copy the audio of {self.audio_from} into {self.path}: {last}")
-        os.replace(muxed, self._temp)
+        publish(muxed, self._temp)
 
     def _ffmpeg_error(self) -> str:
         """What ffmpeg said went wrong (after waiting for it to exit): a full disk or another file-system refusal

@@ -5,9 +5,6 @@ weights once. Every problem with a file is one line naming the file and the key.
 """
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from safetensors.torch import save_file
 from transformers import CLIPVisionModelWithProjection
 from transformers.utils import logging as transformers_logging
 
+from ..atomic import atomic_path
 from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
 from .bundle import AnimateModels, build_animate_unets, build_random_models
@@ -229,7 +227,8 @@ def _no_progress_bars() -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
-def _load_pretrained(cls, folder: Path | None, what: str, root: Path):
+def load_pretrained(cls, folder: Path | None, what: str, root: Path):
+    """cls.from_pretrained(folder), quietly; a missing folder or a file that does not load is a one-line AnimateError."""
     if folder is None or not (folder / "config.json").is_file():
         raise AnimateError(f"{root}: no {what} folder with a config.json (see `animate download`)")
     try:
@@ -255,8 +254,8 @@ def load_models(spec: str | Path, profile: str | None = None, motion_module: Pat
             checkpoint.denoising_unet = split_motion(checkpoint.denoising_unet)[0]
         unets = build_from_checkpoint(checkpoint)
         folder = root.parent if root.is_file() else root
-        vae = _load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder)
-        encoder = _load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder", folder)
+        vae = load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder)
+        encoder = load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder", folder)
         models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile)
     models.check_scales()
     if profile is not None:
@@ -306,9 +305,8 @@ def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", d
     folder = Path(folder)
     if folder.is_file() or (folder.is_dir() and any(folder.iterdir())):
         raise AnimateError(f"{folder}: already exists and is not empty")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    try:
+    with atomic_path(folder) as staging:
+        staging.mkdir()
         checkpoint = checkpoint_from_models(models)
         (_write_ours if layout == "ours" else _write_moore)(checkpoint, staging, dtype)
         models.vae.save_config(staging / VAE_DIRS[0])
@@ -316,12 +314,6 @@ def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", d
         with _no_progress_bars():
             models.image_encoder.save_pretrained(staging / IMAGE_ENCODER_DIR,
                                                  state_dict=_cast(models.image_encoder.state_dict(), dtype))
-        if folder.is_dir():
-            folder.rmdir()
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 

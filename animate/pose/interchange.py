@@ -1,13 +1,12 @@
 """Keypoints as JSON: our own export/import of a `PoseSequence`, and import of OpenPose/DWPose per-frame JSON."""
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text
 from ..errors import AnimateError, first_line
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
 
@@ -22,27 +21,13 @@ CONFIDENT = 0.3  # body points scoring at least this span a person's bounding bo
 NORMALISED_LIMIT = 2.0
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_json(seq: PoseSequence, path: str | Path) -> Path:
     """Write `seq` as versioned JSON (float32 values written exactly), temp file + rename."""
     frames = [{"body": seq.body[i].tolist(), "hands": seq.hands[i].tolist(), "face": seq.face[i].tolist()}
               for i in range(len(seq))]
     data = {"format": JSON_FORMAT, "version": JSON_VERSION, "width": seq.width, "height": seq.height,
             "fps": seq.fps, "frames": frames}
-    return _write_atomic(Path(path), json.dumps(data, separators=(",", ":")))
+    return write_text(path, json.dumps(data, separators=(",", ":")))
 
 
 def _read_json(path: Path) -> object:

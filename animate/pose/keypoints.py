@@ -1,12 +1,11 @@
 """Keypoints of a video and the versioned `*.pose.npz` file that stores them (formats/README.md §4)."""
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import AnimateError, first_line
 
 FORMAT_VERSION = 1
@@ -58,18 +57,11 @@ class PoseSequence:
                             self.width, self.height, self.fps)
 
     def save(self, path: str | Path) -> Path:
-        """Write a `*.pose.npz` (temp file + rename)."""
+        """Write a `*.pose.npz`, atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, version=FORMAT_VERSION, width=self.width, height=self.height, fps=self.fps,
-                                    body=self.body, hands=self.hands, face=self.face)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as staged, open(staged, "wb") as f:
+            np.savez_compressed(f, version=FORMAT_VERSION, width=self.width, height=self.height, fps=self.fps,
+                                body=self.body, hands=self.hands, face=self.face)
         return path
 
     @classmethod
