@@ -354,7 +354,7 @@ def test_infer_takes_a_gif_pose(run_cli, ref_photo, pose_video, tmp_path):
     assert probe_video(tmp_path / "out.mp4").num_frames == 6
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["infer", "--help"], ["train", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["infer", "--help"], ["train", "--help"], ["depth", "--help"]])
 def test_help_imports_no_heavy_library(argv):
     """`animate --help` and each command's --help answer from argparse alone: torch, diffusers, transformers,
     cv2 and mediapipe stay unimported (their import is what made the start-up slow)."""

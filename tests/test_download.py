@@ -68,6 +68,21 @@ def test_all_files_land_and_second_run_fetches_nothing(tmp_path, calls, weight_s
     assert capsys.readouterr().err == ""
 
 
+def test_the_depth_set_is_depth_anything_v2_small(tmp_path, calls):
+    """`animate download --set depth`: the hub repo's two files, into the folder `animate depth` reads by default,
+    and no UNet config beside them."""
+    from animate.depth.estimate import load_depth_model
+
+    paths = download_weights(tmp_path, "depth", progress=False)
+    assert required_files("depth") == ["Depth-Anything-V2-Small-hf/config.json",
+                                       "Depth-Anything-V2-Small-hf/model.safetensors"]
+    assert calls == [("depth-anything/Depth-Anything-V2-Small-hf", "config.json"),
+                     ("depth-anything/Depth-Anything-V2-Small-hf", "model.safetensors")]
+    assert paths == [tmp_path / p for p in required_files("depth")]
+    with pytest.raises(AnimateError, match="cannot load the depth model"):  # the fake files: found, then refused
+        load_depth_model(paths[0].parent)
+
+
 def test_present_files_are_kept_and_empty_ones_refetched(tmp_path, calls):
     (tmp_path / "sd-vae-ft-mse").mkdir()
     (tmp_path / "sd-vae-ft-mse" / "config.json").write_text("{}")

@@ -1,4 +1,4 @@
-"""The `animate` command: infer, upscale, eval, pose, train, prepare, synth, download, convert."""
+"""The `animate` command: infer, pose, depth, train, upscale, eval, synth, download, convert, prepare."""
 
 import argparse
 import errno
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import AnimateError, Terminated, error_summary
+from ..depth.release import DEPTH_DIR
 
 T = TypeVar("T")
 UPSCALER_CHOICES = ("realesrgan-x4plus", "realesrgan-x2plus", "realesr-general-x4v3", "realesr-animevideov3")
@@ -113,9 +114,43 @@ def _add_pose(commands) -> None:
     _add_pose_backend(p)
 
 
+def _add_depth(commands) -> None:
+    p = commands.add_parser(
+        "depth", help="the depth video of a dance video (DreamMoving's 3-D signal)",
+        description="A dance video to its depth video: Depth Anything V2 per frame, steadied over time on the scene "
+                    "around the dancer, near bright (3 channels, 8-bit, as SD-1.5 depth ControlNets expect), and the "
+                    "lossless maps beside it as <out>.depth.npz. With --ref the depth gets the pose's placement on the "
+                    "photo (the first-frame alignment's scale and offset, the same canvas); the body in the depth is "
+                    "not retargeted bone by bone, only moved and scaled as a whole.")
+    p.add_argument("video", type=Path, help="the dance video")
+    p.add_argument("-o", "--out", type=Path, required=True, help="the depth video to write (.mp4)")
+    p.add_argument("--keypoints", type=Path,
+                   help="the dance's keypoints (.pose.npz or JSON, as `animate pose --keypoints` writes) instead of "
+                        "extracting them")
+    p.add_argument("--ref", type=Path, help="place the depth as the pose is placed on the person in this photo")
+    p.add_argument("--no-align", action="store_true",
+                   help="no dancer needed: steady on every pixel, and with --ref only fit the frame into the photo's")
+    p.add_argument("-W", "--width", type=int, help="output width (multiple of 8)")
+    p.add_argument("-H", "--height", type=int, help="output height (multiple of 8)")
+    p.add_argument("-L", "--max-frames", type=int, help="use at most this many frames")
+    p.add_argument("--profile", choices=("moore", "musepose", "ours"), default="moore",
+                   help="the canvas of the weights you will use (default: %(default)s)")
+    p.add_argument("--depth-model", default=str(Path("pretrained_weights") / DEPTH_DIR),
+                   help="Depth Anything V2 folder (`animate download --set depth`), or random:tiny (default: %(default)s)")
+    p.add_argument("--depth-size", type=int, default=518,
+                   help="the short side the model sees, a multiple of 14 (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16")
+    p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 to 51 (default %(default)s)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_pose_backend(p)
+
+
 def _add_train(commands) -> None:
     p = commands.add_parser("train", help="train a stage", description="Train a stage (accelerate: `accelerate launch -m "
-                            "animate.app.cli train ...` for several GPUs).")
+                            "animate train ...` for several GPUs).")
     p.add_argument("stage", choices=("stage1", "stage2", "autoencoder"),
                    help="stage1: ReferenceNet + pose guider + UNet on image pairs; stage2: motion modules on clips; "
                         "autoencoder: a small size's VAE on frames")
@@ -155,7 +190,9 @@ def _add_eval(commands) -> None:
 def _add_download(commands) -> None:
     p = commands.add_parser("download", help="fetch the released weights", description="Fetch the files inference needs.")
     p.add_argument("--dir", type=Path, default=Path("pretrained_weights"), help="target folder (default: %(default)s)")
-    p.add_argument("--set", dest="weight_set", choices=("moore", "musepose"), default="moore")
+    p.add_argument("--set", dest="weight_set", choices=("moore", "musepose", "depth"), default="moore",
+                   help="moore or musepose: a weight set; depth: Depth Anything V2 Small for `animate depth` "
+                        "(default: %(default)s)")
     p.add_argument("--upscaler", action="append", choices=UPSCALER_CHOICES,
                    help="fetch this Real-ESRGAN file into <dir>/Real-ESRGAN/ instead (official release, SHA-256 checked; repeatable)")
     p.add_argument("--hub-mirror", metavar="REPO", help="with --upscaler: fetch from this Hugging Face repo instead (same checksum)")
@@ -197,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pose(commands)
     _add_train(commands)
     _add_upscale(commands)
+    _add_depth(commands)
     _add_eval(commands)
     _add_synth(commands)
     _add_download(commands)
@@ -254,6 +292,13 @@ def _pose(args) -> None:
 
     print(run_pose(_options(PoseOptions, args, progress=not args.no_progress,
                             dwpose_dir=args.dwpose_dir or Path("pretrained_weights"))))
+
+
+def _depth(args) -> None:
+    from .depth_job import DepthOptions, run_depth
+
+    print(run_depth(_options(DepthOptions, args, progress=not args.no_progress,
+                             dwpose_dir=args.dwpose_dir or Path("pretrained_weights"))))
 
 
 def _train(args) -> None:
@@ -329,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "train":  # training saves on SIGTERM itself; everything else stops cleanly, leaving nothing
             signal.signal(signal.SIGTERM, _terminate)
         {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert,
-         "prepare": _prepare, "upscale": _upscale, "eval": _eval,
+         "prepare": _prepare, "upscale": _upscale, "eval": _eval, "depth": _depth,
          "synth": _synth}[args.command](args)
     except JobsFailed:
         return 1

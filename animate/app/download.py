@@ -19,6 +19,7 @@ from huggingface_hub.errors import (
 
 from ..atomic import atomic_path
 from ..errors import AnimateError, first_line
+from ..depth.release import DEPTH_DIR, DEPTH_FILES, DEPTH_REPO
 from ..paths import model_size_dir
 
 
@@ -45,6 +46,7 @@ _IMAGE_ENCODER = tuple(
 WEIGHT_SETS: dict[str, tuple[HubFile, ...]] = {
     "moore": tuple(HubFile("patrolli/AnimateAnyone", n, ".") for n in _NETS) + _VAE + _IMAGE_ENCODER,
     "musepose": tuple(HubFile("TMElyralab/MusePose", f"MusePose/{n}", ".") for n in _NETS) + _VAE + _IMAGE_ENCODER,
+    "depth": tuple(HubFile(DEPTH_REPO, f, DEPTH_DIR) for f in DEPTH_FILES),  # Depth Anything V2 Small, Apache-2.0
 }
 
 # The UNet config's hub repo is gone, so the repo's shipped sd15 config is copied here instead.
@@ -56,7 +58,7 @@ UNET_CONFIGS: dict[str, str] = {
 
 def required_files(weight_set: str) -> list[str]:
     """Paths, relative to the weights dir, that inference reads for weight_set."""
-    return [f.relpath for f in _hub_files(weight_set)] + [UNET_CONFIGS[weight_set]]
+    return [f.relpath for f in _hub_files(weight_set)] + [UNET_CONFIGS[s] for s in (weight_set,) if s in UNET_CONFIGS]
 
 
 def download_weights(target: Path, weight_set: str = "moore", progress: bool = True) -> list[Path]:
@@ -64,6 +66,8 @@ def download_weights(target: Path, weight_set: str = "moore", progress: bool = T
     files = _hub_files(weight_set)
     target.mkdir(parents=True, exist_ok=True)
     paths = [_fetch(f, target, progress) for f in files]
+    if weight_set not in UNET_CONFIGS:
+        return paths
     return paths + [_copy_unet_config(target / UNET_CONFIGS[weight_set], progress)]
 
 

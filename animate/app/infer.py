@@ -239,7 +239,7 @@ def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Ima
     weights = Path(options.weights)
     backend = Backend(options.pose_backend, options.dwpose_dir or (weights if weights.is_dir() else Path("pretrained_weights")))
     driving = driving_keypoints(Path(options.pose), pose_type, options.max_frames, options.progress, backend)
-    return fit_to_photo(driving, reference, align=not options.no_align, backend=backend)
+    return fit_to_photo(driving, reference, align=not options.no_align, backend=backend)[0]
 
 
 def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: Profile,

@@ -52,7 +52,7 @@ def run_pose(options: PoseOptions) -> Path:
         raise AnimateError(f"{options.source} is already a rendered pose video (no keypoints to extract from it)")
     seq = driving_keypoints(options.source, pose_type, options.max_frames, options.progress, backend)
     if photo is not None:
-        seq = fit_to_photo(seq, photo, align=not options.no_align, backend=backend)
+        seq, _ = fit_to_photo(seq, photo, align=not options.no_align, backend=backend)
     width, height = canvas_size(seq.width, seq.height, options.width, options.height, profile.short_side)
     draw = renderer(profile)
     with VideoWriter(options.out, seq.fps) as writer:

@@ -21,6 +21,8 @@ centred fit; bones are not retargeted. Missing points (score 0 or non-finite x, 
 scores of the others are kept.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import AnimateError
@@ -211,10 +213,31 @@ def _checked(points: np.ndarray | None, shape: tuple[int, ...], name: str) -> np
     return points
 
 
+@dataclass(frozen=True)
+class Placement:
+    """The global part of a retargeting, shared by everything drawn in the driving video's pixels (the depth maps):
+    x -> scale · x + offset into the photo's frame. The dance's root (the neck) moves exactly so; the limbs
+    are rebuilt bone by bone on top of it."""
+
+    scale: float
+    offset: np.ndarray  # (2,) x, y
+
+    def matrix(self) -> np.ndarray:
+        """The 2x3 affine matrix of the placement (cv2.warpAffine's convention)."""
+        return np.array([[self.scale, 0.0, self.offset[0]], [0.0, self.scale, self.offset[1]]])
+
+
 def retarget(driving: PoseSequence, photo_body: np.ndarray, photo_size: tuple[int, int],
              photo_hands: np.ndarray | None = None, photo_face: np.ndarray | None = None,
              align: bool = True) -> PoseSequence:
     """The driving dance in the photo's pixel frame, retargeted to the photo's person (align) or only fitted."""
+    return retarget_placed(driving, photo_body, photo_size, photo_hands, photo_face, align)[0]
+
+
+def retarget_placed(driving: PoseSequence, photo_body: np.ndarray, photo_size: tuple[int, int],
+                    photo_hands: np.ndarray | None = None, photo_face: np.ndarray | None = None,
+                    align: bool = True) -> tuple[PoseSequence, Placement]:
+    """`retarget`, and the placement it gave the dance as a whole."""
     photo_body = _checked(photo_body, (BODY_POINTS, 3), "photo_body")
     photo_hands = _checked(photo_hands, (2, HAND_POINTS, 3), "photo_hands")
     photo_face = _checked(photo_face, (FACE_POINTS, 3), "photo_face")
@@ -223,9 +246,9 @@ def retarget(driving: PoseSequence, photo_body: np.ndarray, photo_size: tuple[in
     if not align:
         parts = [_placed(p.astype(np.float64), fit * p[..., :2] + shift) for p in (driving.body, driving.hands,
                                                                                    driving.face)]
-        return PoseSequence(*parts, width, height, driving.fps)
+        return PoseSequence(*parts, width, height, driving.fps), Placement(fit, shift)
     ratios, scale = segment_ratios(driving, photo_body, photo_hands, photo_face, default=fit)
-    body, hands, face = _rebuild(driving, ratios, scale)
+    body, hands, face = _rebuild(driving, ratios, scale)  # the neck at scale · driving neck
     offset = _alignment(driving.body, photo_body, body)
     parts = [_placed(p, p[..., :2] + offset) for p in (body, hands, face)]
-    return PoseSequence(*parts, width, height, driving.fps)
+    return PoseSequence(*parts, width, height, driving.fps), Placement(scale, offset)

@@ -15,7 +15,7 @@ from ..media.video import probe_video, read_frames
 from .interchange import load_json, load_openpose_json
 from .keypoints import PoseSequence
 from .render import draw_pose
-from .retarget import retarget
+from .retarget import Placement, retarget_placed
 from .smooth import fill_gaps, smooth_sequence
 
 POSE_TYPES = ("auto", "video", "skeleton", "keypoints")
@@ -130,12 +130,13 @@ def driving_keypoints(path: Path, pose_type: str, max_frames: int | None = None,
 
 
 def fit_to_photo(driving: PoseSequence, photo: Image.Image, align: bool = True,
-                 backend: Backend = Backend()) -> PoseSequence:
-    """The dance retargeted to the photo's body (bone lengths, position), in the photo's pixel frame."""
+                 backend: Backend = Backend()) -> tuple[PoseSequence, Placement]:
+    """The dance retargeted to the photo's body (bone lengths, position), in the photo's pixel frame, and the
+    placement of the dance as a whole (for what else is drawn in the driving video's pixels: its depth)."""
     if not align:
-        return retarget(driving, np.zeros((18, 3), np.float32), photo.size, align=False)
+        return retarget_placed(driving, np.zeros((18, 3), np.float32), photo.size, align=False)
     body, hands, face = backend.image(photo)
-    return retarget(driving, body, photo.size, photo_hands=hands, photo_face=face, align=True)
+    return retarget_placed(driving, body, photo.size, photo_hands=hands, photo_face=face, align=True)
 
 
 def renderer(profile: Profile):

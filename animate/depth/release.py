@@ -1,0 +1,5 @@
+"""The released depth model `animate` reads: Depth Anything V2 Small (Apache-2.0) in transformers' format."""
+
+DEPTH_REPO = "depth-anything/Depth-Anything-V2-Small-hf"
+DEPTH_DIR = "Depth-Anything-V2-Small-hf"  # its folder inside a weights folder (`animate download --set depth`)
+DEPTH_FILES = ("config.json", "model.safetensors")
