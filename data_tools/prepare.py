@@ -3,7 +3,8 @@
 # Dataset folder (formats/README.md §3-4): meta.json, a JSON list of {video_path, kps_path (Moore's two fields, first),
 # keypoints_path, frames, fps, width, height, split}, paths relative to DATA_DIR (video_path absolute for a video
 # outside it); meta_train.json and meta_val.json with the same entries by split; poses/<name>.mp4 and
-# keypoints/<name>.pose.npz.
+# keypoints/<name>.pose.npz. With --depth also depth/<name>.mp4 (8-bit, near bright) and depth/<name>.depth.npz
+# (lossless), the depth steadied on the scene around the dancer in the video's own frame, and `depth_path` in meta.
 # - Every video's keypoints are extracted (raw, then gaps filled and smoothed) and drawn into a pose video with the
 #   source's size (rounded down to even for h264), frame count and fps: Moore's `kps_path` is frame-aligned with
 #   `video_path`.
@@ -28,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from functools import cache
 from itertools import chain
 from pathlib import Path, PurePosixPath
 
@@ -35,6 +37,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from animate.atomic import write_text
+from animate.depth.maps import DEPTH_SUFFIX
+from animate.depth.release import DEPTH_DIR, INPUT_SIDE
 from animate.errors import AnimateError, first_line
 from animate.native_logs import native_stderr_silenced
 from animate.pose.frames import draw_sequence
@@ -47,8 +51,9 @@ from animate.media.video import VideoWriter, probe_video, read_frames
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 REASONS = ("unreadable", "too-short", "several-people", "no-person", "person-too-small")
-POSES, KEYPOINTS, STATE, LOG = "poses", "keypoints", ".prepare", "prepare.log"
+POSES, KEYPOINTS, DEPTH, STATE, LOG = "poses", "keypoints", "depth", ".prepare", "prepare.log"
 RECORD_SETTINGS = ("profile", "pose_backend", "min_frames", "max_missing", "min_person_height")
+DEPTH_SETTINGS = ("depth_model", "depth_size")  # part of a record only when --depth is on
 NO_PERSON = "no person found"  # the start of extract_video's error when no frame has anyone
 
 PEOPLE_SAMPLES = 8  # frames checked for several people
@@ -72,11 +77,17 @@ class PrepareOptions:
     min_person_height: float = 0.2
     pose_backend: str = "mediapipe"
     dwpose_dir: Path = Path("pretrained_weights")
+    depth: bool = False
+    depth_model: str = str(Path("pretrained_weights") / DEPTH_DIR)
+    depth_size: int = INPUT_SIDE
+    device: str = "auto"
     progress: bool = True
 
     def settings(self) -> dict:
-        """The options a video's outputs and verdict depend on: a record made with others is redone."""
-        return {key: getattr(self, key) for key in RECORD_SETTINGS}
+        """The options a video's outputs and verdict depend on: a record made with others is redone (the depth
+        settings count only with --depth)."""
+        keys = RECORD_SETTINGS + (DEPTH_SETTINGS if self.depth else ())
+        return {key: str(getattr(self, key)) if key == "depth_model" else getattr(self, key) for key in keys}
 
 
 @dataclass
@@ -150,6 +161,39 @@ def split_of(name: str, seed: int, val_fraction: float) -> str:
 def output_names(name: str) -> tuple[str, str]:
     """(pose video, keypoint file) of the video called name, relative to the dataset folder."""
     return f"{POSES}/{name}.mp4", f"{KEYPOINTS}/{name}.pose.npz"
+
+
+def depth_names(name: str) -> tuple[str, str]:
+    """(depth video, lossless depth maps) of the video called name, relative to the dataset folder."""
+    return f"{DEPTH}/{name}.mp4", f"{DEPTH}/{name}{DEPTH_SUFFIX}"
+
+
+def _outputs(name: str, options: "PrepareOptions") -> tuple[str, ...]:
+    """Every file a kept video leaves in the dataset folder."""
+    return output_names(name) + (depth_names(name) if options.depth else ())
+
+
+@cache
+def _depth_model(spec: str, device: str):
+    """The depth model, loaded once per process."""
+    from animate.dtypes import resolve_device
+    from animate.depth.estimate import load_depth_model
+
+    resolved, dtype = resolve_device(device, "auto")
+    return load_depth_model(spec).to(resolved, dtype)
+
+
+def write_depth(source: Path, seq: PoseSequence, paths: tuple[Path, Path], options: "PrepareOptions") -> None:
+    """The video's depth in its own frame at the pose video's size, steadied around the dancer: the 8-bit video and
+    the lossless maps."""
+    from animate.depth.video import video_depth
+
+    clip = video_depth(source, _depth_model(options.depth_model, options.device), seq,
+                       (seq.width // 2 * 2, seq.height // 2 * 2), side=options.depth_size, progress=False)
+    video, maps = paths
+    with VideoWriter(video, clip.fps) as writer:
+        writer.write(clip.frames())
+    clip.save(maps)
 
 
 def missing_share(seq: PoseSequence) -> float:
@@ -254,6 +298,8 @@ def prepare_video(source: Path, relative: str, name: str, options: PrepareOption
         seq = smooth_sequence(fill_gaps(_checked_keypoints(source, options, threads)))
         pose_path, keypoints_path = output_names(name)
         render_pose_video(seq, options.data_dir / pose_path, options.profile)  # first: no keypoints without a video
+        if options.depth:
+            write_depth(source, seq, tuple(options.data_dir / p for p in depth_names(name)), options)
         seq.save(options.data_dir / keypoints_path)
         outcome = Outcome(name, relative, frames=len(seq), fps=seq.fps, width=seq.width, height=seq.height)
     except _Skip as skip:
@@ -272,10 +318,12 @@ def _recorded(source: Path, relative: str, name: str, options: PrepareOptions) -
         outcome = Outcome(**record["outcome"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    current = {"source": relative, **_stamp(source), "settings": options.settings()}
-    if any(record.get(key) != value for key, value in current.items()):
+    settings = options.settings()  # a record with depth serves a run without it too: its other outputs are the same
+    recorded = {key: value for key, value in record.get("settings", {}).items() if key in settings}
+    current = {"source": relative, **_stamp(source)}
+    if any(record.get(key) != value for key, value in current.items()) or recorded != settings:
         return None
-    if outcome.reason is None and not all((options.data_dir / path).is_file() for path in output_names(name)):
+    if outcome.reason is None and not all((options.data_dir / path).is_file() for path in _outputs(name, options)):
         return None
     return outcome
 
@@ -305,6 +353,7 @@ def _meta_entry(outcome: Outcome, options: PrepareOptions) -> dict:
     return {
         "video_path": str(source.relative_to(data_dir) if source.is_relative_to(data_dir) else source),
         "kps_path": pose_path, "keypoints_path": keypoints_path,
+        **({"depth_path": depth_names(outcome.name)[0]} if options.depth else {}),
         "frames": outcome.frames, "fps": outcome.fps, "width": outcome.width, "height": outcome.height,
         "split": split_of(outcome.name, options.seed, options.val_fraction),
     }
@@ -329,6 +378,11 @@ def _check(options: PrepareOptions) -> None:
         from animate.pose import dwpose
 
         dwpose.DWPoseExtractor(options.dwpose_dir)  # missing models or onnxruntime: one error now, not one per video
+    if options.depth:
+        from animate.depth.estimate import check_side
+
+        check_side(options.depth_size)
+        _depth_model(options.depth_model, options.device)  # missing depth weights: one error now
 
 
 def prepare_dataset(options: PrepareOptions) -> Summary:

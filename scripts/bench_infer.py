@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from animate.errors import AnimateError
-from animate.app.infer import resolve_device
+from animate.dtypes import resolve_device
 from animate.models.bundle import AnimateModels, build_random_models
 from animate.models.weights import load_models
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from animate.app.infer import resolve_device
+from animate.dtypes import resolve_device
 from animate.media.rrdbnet import RRDBNet
 from animate.media.srvgg import SRVGGNetCompact
 from animate.media.upscale import Upscaler

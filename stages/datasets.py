@@ -25,11 +25,12 @@ Box = tuple[float, float, float, float]
 
 @dataclass(frozen=True)
 class VideoEntry:
-    """One meta entry: a source video, its frame-aligned pose video and their frame count."""
+    """One meta entry: a source video, its frame-aligned pose video (and depth video), and their frame count."""
 
     video: str
     pose: str
     num_frames: int
+    depth: str | None = None
 
 
 def _open(path: str) -> decord.VideoReader:
@@ -50,17 +51,18 @@ def read_frames_at(path: str, indices: Sequence[int]) -> np.ndarray:
     return _open(path).get_batch(unique.tolist()).asnumpy()[order]
 
 
-def _frame_count(video: str, pose: str) -> int:
-    """The frame count shared by a video and its pose video; AnimateError if they differ."""
-    num_frames, num_poses = len(_open(video)), len(_open(pose))
-    if num_frames != num_poses:
-        raise AnimateError(
-            f"frame counts differ: {video} has {num_frames} frames, its pose video {pose} has {num_poses}")
+def _frame_count(video: str, *aligned: str) -> int:
+    """The frame count shared by a video and its frame-aligned pose (and depth) videos; AnimateError if they differ."""
+    num_frames = len(_open(video))
+    for other in aligned:
+        if (count := len(_open(other))) != num_frames:
+            raise AnimateError(f"frame counts differ: {video} has {num_frames} frames, {other} has {count}")
     return num_frames
 
 
-def load_meta(meta: MetaPaths) -> list[VideoEntry]:
-    """The entries of one or more meta.json files, paths resolved against each file's folder, frame counts checked."""
+def load_meta(meta: MetaPaths, depth: bool = False) -> list[VideoEntry]:
+    """The entries of one or more meta.json files, paths resolved against each file's folder, frame counts checked;
+    with `depth`, every entry needs a depth_path (`animate prepare --depth`, `animate synth`)."""
     entries = []
     for file in map(Path, [meta] if isinstance(meta, (str, os.PathLike)) else meta):
         if not file.is_file():
@@ -75,7 +77,13 @@ def load_meta(meta: MetaPaths) -> list[VideoEntry]:
             if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("video_path", "kps_path")):
                 raise AnimateError(f"dataset meta {file}: entry {number} needs string fields video_path and kps_path")
             video, pose = str(file.parent / item["video_path"]), str(file.parent / item["kps_path"])
-            entries.append(VideoEntry(video, pose, _frame_count(video, pose)))
+            if not depth:
+                entries.append(VideoEntry(video, pose, _frame_count(video, pose)))
+                continue
+            if not isinstance(item.get("depth_path"), str):
+                raise AnimateError(f"dataset meta {file}: entry {number} has no depth_path (prepare it with --depth)")
+            depth_video = str(file.parent / item["depth_path"])
+            entries.append(VideoEntry(video, pose, _frame_count(video, pose, depth_video), depth_video))
     return entries
 
 
@@ -88,13 +96,15 @@ def crop_box(rng: np.random.Generator, frame_width: int, frame_height: int, widt
 
 
 class PoseVideoDataset(Dataset):
-    """The videos of a meta with enough frames; items are cropped to (width, height) with one box per item."""
+    """The videos of a meta with enough frames; items are cropped to (width, height) with one box per item, and hold
+    the depth frames too when `depth` is asked for."""
 
-    def __init__(self, meta: MetaPaths, width: int, height: int, min_frames: int, seed: int | None):
+    def __init__(self, meta: MetaPaths, width: int, height: int, min_frames: int, seed: int | None,
+                 depth: bool = False):
         if width < 8 or height < 8 or width % 8 or height % 8:
             raise AnimateError(f"width and height must be positive multiples of 8, got {width}x{height}")
-        self.width, self.height, self.seed, self.epoch = width, height, seed, 0
-        entries = load_meta(meta)
+        self.width, self.height, self.seed, self.epoch, self.depth = width, height, seed, 0, depth
+        entries = load_meta(meta, depth)
         self.entries = [entry for entry in entries if entry.num_frames >= min_frames]
         if not self.entries:
             raise AnimateError(f"no video in the dataset meta has at least {min_frames} frames ({len(entries)} listed)")
@@ -142,18 +152,25 @@ class PoseVideoDataset(Dataset):
         return torch.cat([vae_pixels(image, self.width, self.height) for image in images])
 
     @staticmethod
-    def _poses(images: list[Image.Image]) -> torch.Tensor:
-        """Cropped pose frames as pose guider input, [n, 3, H, W] in [0, 1]."""
+    def _control(images: list[Image.Image]) -> torch.Tensor:
+        """Cropped pose or depth frames as control input, [n, 3, H, W] in [0, 1]."""
         return pose_pixels(np.stack([np.asarray(image) for image in images]))
+
+    def _depth(self, entry: VideoEntry, indices: list[int], box: Box) -> dict[str, torch.Tensor]:
+        """{"depth_pixel_values": the depth frames at indices in the item's crop} when depth is asked for, else {}."""
+        if not self.depth:
+            return {}
+        return {"depth_pixel_values": self._control(self._crop(read_frames_at(entry.depth, indices), box))}
 
 
 class Stage1Dataset(PoseVideoDataset):
     """Stage 1 items: reference and target frames of a video, the target's pose, one crop; CLIP gets the whole ref."""
 
-    def __init__(self, meta: MetaPaths, width: int, height: int, sample_margin: int = 30, seed: int | None = None):
+    def __init__(self, meta: MetaPaths, width: int, height: int, sample_margin: int = 30, seed: int | None = None,
+                 depth: bool = False):
         if sample_margin < 0:
             raise AnimateError(f"sample_margin must be >= 0, got {sample_margin}")
-        super().__init__(meta, width, height, min_frames=2, seed=seed)
+        super().__init__(meta, width, height, min_frames=2, seed=seed, depth=depth)
         self.sample_margin = sample_margin
 
     def frame_pair(self, rng: np.random.Generator, num_frames: int) -> tuple[int, int]:
@@ -173,8 +190,9 @@ class Stage1Dataset(PoseVideoDataset):
         return {
             "pixel_values": target_pixels,
             "ref_pixel_values": ref_pixels,
-            "pose_pixel_values": self._poses(self._crop(read_frames_at(entry.pose, [target]), box))[0],
+            "pose_pixel_values": self._control(self._crop(read_frames_at(entry.pose, [target]), box))[0],
             "clip_pixel_values": clip_pixels(Image.fromarray(frames[0]))[0],
+            **{key: value[0] for key, value in self._depth(entry, [target], box).items()},
         }
 
 
@@ -182,10 +200,10 @@ class Stage2Dataset(PoseVideoDataset):
     """Stage 2 items: n_sample_frames frames at a stride with their poses, a reference from the same video, one crop."""
 
     def __init__(self, meta: MetaPaths, width: int, height: int, n_sample_frames: int = 24, sample_rate: int = 4,
-                 seed: int | None = None):
+                 seed: int | None = None, depth: bool = False):
         if n_sample_frames < 1 or sample_rate < 1:
             raise AnimateError(f"n_sample_frames and sample_rate must be >= 1, got {n_sample_frames} and {sample_rate}")
-        super().__init__(meta, width, height, min_frames=n_sample_frames, seed=seed)
+        super().__init__(meta, width, height, min_frames=n_sample_frames, seed=seed, depth=depth)
         self.n_sample_frames, self.sample_rate = n_sample_frames, sample_rate
 
     def clip_indices(self, rng: np.random.Generator, num_frames: int) -> list[int]:
@@ -204,7 +222,8 @@ class Stage2Dataset(PoseVideoDataset):
         pixels = self._vae(self._crop(frames, box))
         return {
             "pixel_values": pixels[:-1],
-            "pose_pixel_values": self._poses(self._crop(read_frames_at(entry.pose, indices), box)),
+            "pose_pixel_values": self._control(self._crop(read_frames_at(entry.pose, indices), box)),
             "ref_pixel_values": pixels[-1],
             "clip_pixel_values": clip_pixels(Image.fromarray(frames[-1]))[0],
+            **self._depth(entry, indices, box),
         }

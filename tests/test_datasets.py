@@ -258,3 +258,43 @@ def test_a_video_lost_mid_run_is_skipped_with_a_warning(data, tmp_path, damage):
     (root / "video1.mp4").unlink()
     with pytest.warns(UserWarning), pytest.raises(AnimateError, match="none of the 2 videos"):
         dataset[0]
+
+
+@pytest.fixture(scope="module")
+def depth_data(data):
+    """The two videos with depth videos (frames like the video's: grey 16 + 5i, the marker) in a meta with depth_path."""
+    entries = json.loads((data / "meta.json").read_text())
+    for k, entry in enumerate(entries):
+        entry["depth_path"] = write(data / f"depth{k}.mp4", video_frames(N, k, False))
+    (data / "meta_depth.json").write_text(json.dumps(entries))
+    return data / "meta_depth.json"
+
+
+def test_stage1_depth_frames_share_the_target_and_its_crop(depth_data):
+    dataset = Stage1Dataset(depth_data, W, H, sample_margin=30, seed=3, depth=True)
+    for video in (0, 1):
+        item = dataset[video]
+        target, depth = vae_image(item["pixel_values"]), pose_image(item["depth_pixel_values"])
+        assert item["depth_pixel_values"].shape == (3, H, W)
+        assert frame_index(depth) == frame_index(target) and video_id(depth) == video
+        np.testing.assert_allclose(marker_centre(depth), marker_centre(target), atol=0.5)
+    assert "depth_pixel_values" not in Stage1Dataset(depth_data, W, H, seed=3)[0]
+
+
+def test_stage2_depth_clip_follows_the_frames(depth_data):
+    dataset = Stage2Dataset(depth_data, W, H, n_sample_frames=4, sample_rate=3, seed=5, depth=True)
+    item = dataset[1]
+    assert item["depth_pixel_values"].shape == (4, 3, H, W)
+    for frame, depth in zip(item["pixel_values"], item["depth_pixel_values"]):
+        assert frame_index(pose_image(depth)) == frame_index(vae_image(frame))
+        np.testing.assert_allclose(marker_centre(pose_image(depth)), marker_centre(vae_image(frame)), atol=0.5)
+
+
+def test_depth_asked_of_a_meta_without_it(data, depth_data, tmp_path):
+    with pytest.raises(AnimateError, match="no depth_path"):
+        Stage1Dataset(data / "meta.json", W, H, depth=True)
+    entries = json.loads(depth_data.read_text())
+    entries[0]["depth_path"] = "short.mp4"
+    (data / "meta_short_depth.json").write_text(json.dumps(entries))
+    with pytest.raises(AnimateError, match="frame counts differ"):
+        Stage2Dataset(data / "meta_short_depth.json", W, H, depth=True)

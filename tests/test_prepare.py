@@ -10,6 +10,7 @@ import pytest
 from skimage.data import astronaut
 
 import animate.pose.extract
+from animate.errors import AnimateError
 from animate.pose.frames import draw_sequence
 from animate.pose.keypoints import PoseSequence
 from animate.media.video import VideoWriter, probe_video
@@ -194,3 +195,34 @@ def test_cli_prepares_in_worker_processes_and_reports(dataset, tmp_path, run_cli
     missing = run_cli(["prepare", tmp_path / "nowhere", "-o", tmp_path / "data"])
     assert missing.code == 2
     assert missing.err.strip().splitlines() == [f"error: videos folder not found: {tmp_path / 'nowhere'}"]
+
+
+def test_depth_is_written_beside_the_poses_and_resumes(tmp_path, monkeypatch):
+    """--depth: depth/<name>.mp4 and .depth.npz frame-aligned with the source, meta depth_path; a resumed run does no
+    work, and the same run without --depth keeps the records."""
+    from animate.depth.maps import DepthClip
+
+    videos, data = tmp_path / "videos", tmp_path / "data"
+    _write(videos / "a.mp4", _clip(30))
+    depth = {"depth": True, "depth_model": "random:tiny", "depth_size": 56}
+    summary = prepare_dataset(_options(videos, data, **depth))
+    assert summary.kept == 1
+    entry = json.loads((data / "meta.json").read_text())[0]
+    assert entry["depth_path"] == "depth/a.mp4"
+    info = probe_video(data / entry["depth_path"])
+    assert (info.width, info.height, info.num_frames) == (128, 160, 12)
+    clip = DepthClip.load(data / "depth" / "a.depth.npz")
+    assert clip.levels.shape == (12, 160, 128) and clip.levels.max() > 0
+    spy = _Spy()
+    monkeypatch.setattr(animate.pose.extract, "extract_video", spy)
+    assert prepare_dataset(_options(videos, data, **depth)).resumed == 1
+    assert prepare_dataset(_options(videos, data)).resumed == 1 and spy.calls == 0
+    assert "depth_path" not in json.loads((data / "meta.json").read_text())[0]
+
+
+def test_missing_depth_weights_stop_prepare_before_any_work(tmp_path):
+    videos, data = tmp_path / "videos", tmp_path / "data"
+    _write(videos / "a.mp4", _clip(30))
+    with pytest.raises(AnimateError, match="animate download --set depth"):
+        prepare_dataset(_options(videos, data, depth=True, depth_model=str(tmp_path / "none")))
+    assert not data.exists() or not any(data.iterdir())

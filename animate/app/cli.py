@@ -222,6 +222,12 @@ def _add_prepare(commands) -> None:
                    help="leave out videos with nobody found in more than this share of frames (default: %(default)s)")
     p.add_argument("--min-person-height", type=float, default=0.2,
                    help="leave out videos whose person is smaller than this share of the frame height (default: %(default)s)")
+    p.add_argument("--depth", action="store_true",
+                   help="also write each video's depth (depth/<name>.mp4 and .depth.npz, meta depth_path; see `animate depth`)")
+    p.add_argument("--depth-model", default=str(Path("pretrained_weights") / DEPTH_DIR),
+                   help="with --depth: Depth Anything V2 folder, or random:tiny (default: %(default)s)")
+    p.add_argument("--depth-size", type=int, default=518, help="with --depth: the short side the model sees (default %(default)s)")
+    p.add_argument("--device", default="auto", help="with --depth: auto, cpu, cuda, ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_pose_backend(p)
 
@@ -340,7 +346,8 @@ def _prepare(args) -> None:
         videos_dir=args.videos, data_dir=args.out, profile=args.profile, workers=args.workers,
         val_fraction=args.val_fraction, seed=args.seed, min_frames=args.min_frames, max_missing=args.max_missing,
         min_person_height=args.min_person_height, pose_backend=args.pose_backend,
-        dwpose_dir=args.dwpose_dir or Path("pretrained_weights"), progress=not args.no_progress,
+        dwpose_dir=args.dwpose_dir or Path("pretrained_weights"), depth=args.depth, depth_model=args.depth_model,
+        depth_size=args.depth_size, device=args.device, progress=not args.no_progress,
     )))
 
 

@@ -5,17 +5,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..depth.estimate import INPUT_SIDE, load_depth_model
+from ..depth.estimate import INPUT_SIDE, check_side, load_depth_model
 from ..depth.maps import DEPTH_SUFFIX
 from ..depth.release import DEPTH_DIR
 from ..depth.video import UNPLACED, video_depth
+from ..dtypes import resolve_device
 from ..errors import AnimateError
 from ..media.image import canvas_size, load_image
 from ..media.video import VideoWriter, probe_video
 from ..pose.keypoints import PoseSequence
 from ..pose.sources import Backend, driving_keypoints, fit_to_photo, load_keypoints
 from ..profiles import get_profile
-from .infer import resolve_device
 from .outputs import StagedFile, check_output_folder, published_together
 
 CHUNK = 16  # frames handed to the video writer at a time
@@ -63,8 +63,7 @@ def _check(options: DepthOptions) -> None:
     for flag, value in (("-L", options.max_frames), ("--batch-size", options.batch_size)):
         if value is not None and value < 1:
             raise AnimateError(f"{flag} must be at least 1, got {value}")
-    if options.depth_size < 14 or options.depth_size % 14:
-        raise AnimateError(f"--depth-size must be a positive multiple of 14, got {options.depth_size}")
+    check_side(options.depth_size)
     if not 0 <= options.crf <= 51:
         raise AnimateError(f"--crf must be between 0 and 51, got {options.crf}")
     check_output_folder(options.out)

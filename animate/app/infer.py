@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 from PIL import Image
 
-from ..dtypes import DTYPES
+from ..dtypes import resolve_device
 from ..errors import AnimateError
 from ..media.image import canvas_size, load_image
 from ..torch_files import check_torch_file
@@ -87,23 +86,6 @@ def output_path(ref: Path, pose: Path, seed: int, out: Path | None, force: bool)
 def grid_path(out: Path) -> Path:
     """Where --grid writes its side-by-side video."""
     return out.with_name(f"{out.stem}_grid.mp4")
-
-
-def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
-    """auto → CUDA when present; auto dtype → fp16 on GPU, fp32 on CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise AnimateError(f"unknown --device {device!r}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise AnimateError("--device cuda asked for, but no CUDA GPU is available")
-    if dtype == "auto":
-        return resolved, torch.float16 if resolved.type == "cuda" else torch.float32
-    if dtype not in DTYPES:
-        raise AnimateError(f"unknown --dtype {dtype!r} (choose from auto, {', '.join(DTYPES)})")
-    return resolved, DTYPES[dtype]
 
 
 @dataclass

@@ -8,7 +8,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import AnimateError
-from .infer import DEFAULT_UPSCALERS, resolve_device
+from ..dtypes import resolve_device
+from .infer import DEFAULT_UPSCALERS
 from .outputs import check_output_folder
 from ..media.upscale import UPSCALER_DIR, Upscaler, check_tile
 from ..media.video import VideoWriter, probe_video, read_frames

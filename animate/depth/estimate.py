@@ -13,20 +13,24 @@ from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
 from ..errors import AnimateError
 from ..models.weights import load_pretrained
 from ..paths import model_size_dir
-from .release import DEPTH_FILES
+from .release import DEPTH_FILES, INPUT_SIDE
 
-INPUT_SIDE = 518
 PATCH = 14
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 RANDOM_SEED = 0
 
 
+def check_side(side: int) -> None:
+    """Refuse a model input side that is not a positive multiple of the patch size."""
+    if side < PATCH or side % PATCH:
+        raise AnimateError(f"--depth-size must be a positive multiple of {PATCH}, got {side}")
+
+
 def input_size(width: int, height: int, side: int = INPUT_SIDE) -> tuple[int, int]:
     """(width, height) the model sees: the short side scaled to `side`, each side rounded to a multiple of 14 and
     never below `side` (Depth Anything V2's 'lower_bound' resize)."""
-    if side < PATCH or side % PATCH:
-        raise AnimateError(f"the depth input size must be a positive multiple of {PATCH}, got {side}")
+    check_side(side)
     scale = side / min(width, height)
 
     def fit(length: int) -> int:
