@@ -7,6 +7,13 @@ turn by `yaw` only squeezes left-right offsets by cos(yaw), while the head (an e
 far to near by a depth key that follows the yaw (the far arm goes behind the torso in a turn, the near one in front),
 and every pixel at least half covered takes its part's label. Textures are evaluated in each part's own surface
 coordinates (turns about the part's axis and figure units along it), so they move, stretch and turn with the part.
+
+Every part also has a front surface over the same shape coordinates (`figure_fronts`): px in front of the body's centre
+plane (larger = nearer the camera), the depth key times the scale plus a relief: an ellipsoid head, an elliptic
+cylinder for the torso (its cross-section turned by the yaw), capsules for the limbs and neck whose axes run between
+their joints' depth keys, round-edged hands and feet that tilt with the yaw. A part painted over another is lifted to
+lie in front of it wherever they overlap (raster.Canvas), so the nearest surface is always the one painted.
+`data_tools.depth` turns fronts into depth in the room.
 """
 
 import math
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .materials import Colour, Material, contrasting, hsv, random_colour, random_material, solid
-from .raster import Canvas, Capsule, Ellipse, Polygon, Slab, Strokes, Union, coverage
+from .raster import Canvas, Capsule, Ellipse, Polygon, Relief, Slab, Strokes, Surface, Union, coverage
 
 PART_NAMES = (
     "background", "torso", "neck", "head",
@@ -358,38 +365,87 @@ def _hand_shape(figure: Figure, points: np.ndarray, scale: float) -> Union:
     return Union((Polygon(points[[0, 1, 5, 9, 13, 17]], r), Strokes(points[starts], points[starts + 1], r)))
 
 
-Part = tuple[float, int, int, object, Callable]  # depth key, tie-break order, label, shape, colouring
+def _dome(depth: float) -> Relief:
+    """An ellipsoid's front over an Ellipse's coordinates (in half-axes): `depth` px at the centre, 0 at the rim."""
+    return lambda distance, qx, qy: depth * np.sqrt(np.maximum(1.0 - qx**2 - qy**2, 0.0))
+
+
+def _tube(capsule: Capsule, tilt: float = 0.0, pivot: float = 0.5) -> Relief:
+    """A capsule's front over its coordinates (across, t): round across it (its radius at the axis, 0 at the outline)
+    and its axis rising by `tilt` px from t = 0 to 1 (0 at t = `pivot`)."""
+    ra, rb = capsule.ra, capsule.rb
+    return lambda distance, across, t: (tilt * (t - pivot)
+                                        + (ra + (rb - ra) * t) * np.sqrt(np.maximum(1.0 - across**2, 0.0)))
+
+
+def _rounded(radius: float) -> Relief:
+    """A flat part with round edges over its signed distance: 0 at the outline, `radius` from `radius` inside."""
+    return lambda distance, u, v: np.sqrt(np.maximum(radius**2 - np.clip(radius + distance, 0.0, radius) ** 2, 0.0))
+
+
+def _torso_relief(figure: Figure, view: View) -> Relief:
+    """The torso's front over its Slab coordinates (across in px, t): the near side of an elliptic cylinder (half-width
+    and half-depth along the body, turned by the yaw), whose outline is the slab's."""
+    c, s, scale = view.cos_yaw, view.sin_yaw, view.scale
+    squeeze = math.hypot(c, figure.torso_depth * s)  # the outline's half-width over the half-width
+
+    def relief(distance: np.ndarray, across: np.ndarray, t: np.ndarray) -> np.ndarray:
+        half = (figure.chest_half + (figure.waist_half - figure.chest_half) * t) * scale
+        depth, outline = figure.torso_depth * half, squeeze * half
+        x = np.clip(across / outline, -1.0, 1.0)
+        shear = c * s * (half**2 - depth**2) / outline  # the cross-section's centre line, px in front per unit x
+        return shear * x + half * depth / outline * np.sqrt(1.0 - x**2)
+
+    return relief
+
+
+def _sheet(slab: Slab, thickness: float) -> Relief:
+    """A Slab's front over its coordinates (across in px, t): round across it, `thickness` of its local half-width
+    at the middle (long hair: a thin sheet)."""
+    def relief(distance: np.ndarray, across: np.ndarray, t: np.ndarray) -> np.ndarray:
+        half = slab.ha + (slab.hb - slab.ha) * t
+        return thickness * half * np.sqrt(np.maximum(1.0 - (across / half) ** 2, 0.0))
+
+    return relief
+
+
+Part = tuple[float, int, int, object, Callable, Surface]  # depth key, tie-break order, label, shape, colouring, front
 
 
 def _layout(figure: Figure, p: np.ndarray, hands: np.ndarray | None, view: View) -> list[Part]:
-    """Every part's shape and colouring in one frame, sorted far to near."""
+    """Every part's shape, colouring and front surface in one frame, sorted far to near."""
     s, c, sn = view.scale, view.cos_yaw, view.sin_yaw
     skin = np.asarray(figure.skin, np.float32)
     parts: list[Part] = []
 
-    def add(key: float, name: str, shape, colouring: Callable) -> None:
-        parts.append((key, len(parts), PART[name.split(":")[0]], shape, colouring))
+    def add(key: float, name: str, shape, colouring: Callable, relief: Relief) -> None:
+        parts.append((key, len(parts), PART[name.split(":")[0]], shape, colouring, Surface(key * s, relief)))
 
     mid_hip = (p[8] + p[11]) / 2
     top, bottom = p[1] + view.up * figure.torso_top * s, mid_hip - view.up * figure.hem * s
     widths = [math.hypot(w * c, figure.torso_depth * w * sn) * s for w in (figure.chest_half, figure.waist_half)]
-    add(0.0, "torso", Slab(top, bottom, *widths, 0.4 * min(widths)), _torso_colouring(figure, view))
+    add(0.0, "torso", Slab(top, bottom, *widths, 0.4 * min(widths)), _torso_colouring(figure, view),
+        _torso_relief(figure, view))
     neck = _radius(figure.neck_radius * s)
-    add(-0.02, "neck", Capsule(p[1], view.head_centre, neck, neck), _flat(skin, 0.85))
+    neck_shape = Capsule(p[1], view.head_centre, neck, neck)
+    add(-0.02, "neck", neck_shape, _flat(skin, 0.85), _tube(neck_shape))
     head_right = _right_of(view.head_up)
     a, b = figure.head_half_width * s, figure.head_half_height * s
     for side in (-1.0, 1.0):
         if side * sn > -0.5:  # an ear turned well behind the head is hidden anyway
             ear = view.head_centre + head_right * side * EAR_X * c * a
-            add(0.049, "head:ear", Ellipse(ear, _radius(0.2 * a), _radius(0.28 * a), head_right), _flat(skin, 0.88))
+            add(0.049, "head:ear", Ellipse(ear, _radius(0.2 * a), _radius(0.28 * a), head_right), _flat(skin, 0.88),
+                _dome(0.1 * a))
     if figure.hair_style == "bun":
         bun = view.head_centre + view.head_up * 0.9 * b + head_right * 0.35 * sn * a
-        add(0.049, "head:bun", Ellipse(bun, 0.4 * a, 0.4 * a, head_right), _flat(figure.hair, 0.9))
+        add(0.049, "head:bun", Ellipse(bun, 0.4 * a, 0.4 * a, head_right), _flat(figure.hair, 0.9), _dome(0.4 * a))
     if figure.hair_style == "long":
         end = p[1] + (mid_hip - p[1]) * figure.hair_length
         hair = Slab(view.head_centre + view.head_up * 0.3 * b, end, 1.05 * a, 1.25 * a, 0.5 * a)
-        add(-0.045 - 0.035 * c, "head:hair", hair, _flat(figure.hair, 0.85))  # over the nape, under the torso
-    add(0.05, "head", Ellipse(view.head_centre, a, b, head_right), _head_colouring(figure, view))
+        add(-0.045 - 0.035 * c, "head:hair", hair, _flat(figure.hair, 0.85),  # over the nape, under the torso
+            _sheet(hair, 0.2))
+    add(0.05, "head", Ellipse(view.head_centre, a, b, head_right), _head_colouring(figure, view),
+        _dome(a))  # the head turns about its vertical axis: as deep as it is wide
     right = _right_of(view.up)
     across = ((p - mid_hip) @ right / s).tolist()  # image offsets across the body, figure units
     hand_across = [across[4], across[7]] if hands is None else ((hands.mean(axis=1) - mid_hip) @ right / s).tolist()
@@ -399,51 +455,71 @@ def _layout(figure: Figure, p: np.ndarray, hands: np.ndarray | None, view: View)
         (leaning on `rest` when the figure is side-on), turned by the yaw, `forward` of the centre plane."""
         return (offset * c + rest * TURN_BLEND) / (c * c + TURN_BLEND) * sn + forward
 
+    def limb(name: str, side: str, j: int, k: int, i: int, forward: float, rest: float, cloth: Material) -> None:
+        """A limb segment from joint j to k: its axis runs between the joints' depth keys (their mean orders it)."""
+        bone = getattr(figure, name)
+        shape = Capsule(p[j], p[k], _radius(bone.radius_top * s), _radius(bone.radius_bottom * s))
+        near, far = depth(across[j], rest, forward), depth(across[k], rest, forward)
+        add(depth((across[j] + across[k]) / 2, rest, forward) + 0.001 * i, f"{side}_{name}", shape,
+            _limb_colouring(figure, bone, cloth, figure.cover[name], view), _tube(shape, (far - near) * s))
+
     for sign, side, shoulder, elbow, wrist, hip, knee, ankle in SIDES:
         forward, rest = ARM_FORWARD * c, sign * figure.shoulder_half
         for i, (name, j, k) in enumerate((("upper_arm", shoulder, elbow), ("forearm", elbow, wrist))):
-            limb = getattr(figure, name)
-            add(depth((across[j] + across[k]) / 2, rest, forward) + 0.001 * i, f"{side}_{name}",
-                Capsule(p[j], p[k], _radius(limb.radius_top * s), _radius(limb.radius_bottom * s)),
-                _limb_colouring(figure, limb, figure.sleeve, figure.cover[name], view))
+            limb(name, side, j, k, i, forward, rest, figure.sleeve)
+        key = depth(hand_across[0 if side == "r" else 1], rest, forward) + 0.002
         if hands is None:
             reach = _unit(p[wrist] - p[elbow]) * (figure.palm_length + 2.5 * figure.finger_length) * s
             hand = Capsule(p[wrist], p[wrist] + reach, _radius(figure.palm_width * s / 2),
                            _radius(figure.palm_width * s / 2.5))
+            slope = (depth(across[wrist], rest, forward) - depth(across[elbow], rest, forward)) * s / max(
+                float(np.hypot(*(p[wrist] - p[elbow]))), 1e-9)  # the forearm's rise per px, carried on
+            relief = _tube(hand, slope * float(np.hypot(*reach)), 0.0)
         else:
             hand = _hand_shape(figure, hands[0 if side == "r" else 1], s)
+            relief = _rounded(hand.shapes[1].radius)
         glove = figure.gloves.colour if figure.gloves is not None else skin
-        add(depth(hand_across[0 if side == "r" else 1], rest, forward) + 0.002, f"{side}_hand", hand,
-            _flat(glove, 0.9))
+        add(key, f"{side}_hand", hand, _flat(glove, 0.9), relief)
         forward, rest = -LEG_BACK * abs(c), sign * figure.hip_half
         for i, (name, j, k) in enumerate((("thigh", hip, knee), ("shin", knee, ankle))):
-            limb = getattr(figure, name)
-            add(depth((across[j] + across[k]) / 2, rest, forward) + 0.001 * i, f"{side}_{name}",
-                Capsule(p[j], p[k], _radius(limb.radius_top * s), _radius(limb.radius_bottom * s)),
-                _limb_colouring(figure, limb, figure.bottom, figure.cover[name], view))
+            limb(name, side, j, k, i, forward, rest, figure.bottom)
         toward = figure.foot_length * np.array([sign * math.sin(figure.foot_turnout) * c
                                                 - math.cos(figure.foot_turnout) * sn, 0.0])
         toe = p[ankle] + (toward + [0.0, figure.foot_drop]) * s
         heel = p[ankle] + (-0.25 * toward + [0.0, 0.6 * figure.foot_drop]) * s
         foot = Limb(figure.foot_length, figure.foot_radius, figure.foot_radius)
-        add(depth(across[ankle], rest, forward) + 0.002, f"{side}_foot",
-            Capsule(heel, toe, _radius(0.9 * figure.foot_radius * s), _radius(figure.foot_radius * s)),
-            _limb_colouring(figure, foot, figure.shoe, 1.0, view))
+        shape = Capsule(heel, toe, _radius(0.9 * figure.foot_radius * s), _radius(figure.foot_radius * s))
+        ahead = figure.foot_length * (sign * math.sin(figure.foot_turnout) * sn + math.cos(figure.foot_turnout) * c)
+        add(depth(across[ankle], rest, forward) + 0.002, f"{side}_foot", shape,
+            _limb_colouring(figure, foot, figure.shoe, 1.0, view),
+            _tube(shape, 1.25 * ahead * s, 0.2))  # the toe `ahead` in front of the ankle, the heel a quarter behind
     return sorted(parts, key=lambda part: part[:2])
 
 
-def _paint(canvas: Canvas, figure: Figure, body: np.ndarray, hands: np.ndarray | None) -> None:
-    """The figure's shadow and parts, far to near."""
+def _sole(figure: Figure, p: np.ndarray, view: View) -> float:
+    """The image row the soles stand on (the dance puts it on its floor)."""
+    return p[[10, 13], 1].max() + figure.sole * view.scale
+
+
+def sole_line(figure: Figure, body: np.ndarray) -> float:
+    """The image row (continuous, y down) that the posed figure's soles stand on: the lower ankle plus the sole."""
+    return float(_sole(figure, np.asarray(body, float)[:, :2], infer_view(figure, body)))
+
+
+def _paint(canvas: Canvas, figure: Figure, body: np.ndarray, hands: np.ndarray | None) -> tuple[list[Part], View]:
+    """The figure's shadow and parts, far to near; the parts and the view."""
     p = np.asarray(body, float)[:, :2]
     view = infer_view(figure, body)
     feet = p[[10, 13]]
     spread = abs(feet[0, 0] - feet[1, 0]) / 2 + 0.12 * view.scale
-    floor = feet[:, 1].max() + figure.sole * view.scale
+    floor = _sole(figure, p, view)
     canvas.darken(Ellipse(np.array([feet[:, 0].mean(), floor]), spread, max(0.025 * view.scale, 1.5),
                           np.array([1.0, 0.0])), SHADOW)
     hand_points = None if hands is None else np.asarray(hands, float)[..., :2]
-    for _, _, label, shape, colouring in _layout(figure, p, hand_points, view):
-        canvas.paint(shape, label, colouring)
+    parts = _layout(figure, p, hand_points, view)
+    for _, _, label, shape, colouring, surface in parts:
+        canvas.paint(shape, label, colouring, surface)
+    return parts, view
 
 
 def draw_figure(figure: Figure, body: np.ndarray, hands: np.ndarray | None, width: int, height: int,
@@ -462,6 +538,48 @@ def part_labels(figure: Figure, body: np.ndarray, hands: np.ndarray | None, widt
     return canvas.labels
 
 
+@dataclass(frozen=True)
+class Piece:
+    """One painted part of a frame: its label, shape and front surface, with the base it was painted at (its depth
+    key's, or higher where the canvas lifted it over a part it covers)."""
+
+    label: int
+    shape: object
+    surface: Surface
+    lifted: float  # px the canvas lifted the base by (0 = its depth key's)
+
+    def front(self, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whether each point (px, py) takes this piece's label when painted, its front there in px)."""
+        return self.surface.front(self.shape, px, py)
+
+
+@dataclass(frozen=True)
+class Fronts:
+    """A frame of `draw_figure` with its front surfaces: `front` (float32 HxW) px in front of the body's centre plane
+    (larger = nearer the camera; -inf off the figure), exactly where `labels` is non-zero; `owner` (int16 HxW) the
+    index into `pieces` (paint order) of the part each pixel shows, -1 off the figure; `scale` px per figure unit and
+    `sole` the row the soles stand on. `rgb` is None when drawn without a background."""
+
+    rgb: np.ndarray | None
+    labels: np.ndarray
+    front: np.ndarray
+    owner: np.ndarray
+    pieces: tuple[Piece, ...]
+    scale: float
+    sole: float
+
+
+def figure_fronts(figure: Figure, body: np.ndarray, hands: np.ndarray | None, width: int, height: int,
+                  background: np.ndarray | None = None) -> Fronts:
+    """`draw_figure` (the same RGB and labels; labels only without a background) plus every pixel's front."""
+    canvas = Canvas(width, height, background, fronts=True)
+    parts, view = _paint(canvas, figure, body, hands)
+    pieces = tuple(Piece(label, shape, Surface(base, surface.relief), base - surface.base)
+                   for (_, _, label, shape, _, surface), base in zip(parts, canvas.bases))
+    return Fronts(None if background is None else canvas.image(), canvas.labels, canvas.front, canvas.owner, pieces,
+                  view.scale, float(_sole(figure, np.asarray(body, float)[:, :2], view)))
+
+
 def labels_at(figure: Figure, body: np.ndarray, hands: np.ndarray | None, points: np.ndarray, width: int,
               height: int) -> np.ndarray:
     """The labels `draw_figure` gives the pixels holding these pixel points (N, 2+), 0 outside the frame; the same
@@ -472,7 +590,8 @@ def labels_at(figure: Figure, body: np.ndarray, hands: np.ndarray | None, points
     centres = pixels[inside] + 0.5
     found = np.zeros(len(centres), np.uint8)
     hand_points = None if hands is None else np.asarray(hands, float)[..., :2]
-    for _, _, label, shape, _ in _layout(figure, np.asarray(body, float)[:, :2], hand_points, infer_view(figure, body)):
+    for _, _, label, shape, *_ in _layout(figure, np.asarray(body, float)[:, :2], hand_points,
+                                          infer_view(figure, body)):
         found[coverage(shape.field(centres[:, 0], centres[:, 1])[0]) >= 0.5] = label
     labels[inside] = found
     return labels
@@ -482,5 +601,5 @@ def figure_bounds(figure: Figure, body: np.ndarray, hands: np.ndarray | None) ->
     """(x0, y0, x1, y1) in pixels enclosing every painted part of the posed figure."""
     p = np.asarray(body, float)[:, :2]
     hand_points = None if hands is None else np.asarray(hands, float)[..., :2]
-    boxes = np.array([shape.bounds() for *_, shape, _ in _layout(figure, p, hand_points, infer_view(figure, body))])
+    boxes = np.array([shape.bounds() for *_, shape, _, _ in _layout(figure, p, hand_points, infer_view(figure, body))])
     return (*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0))

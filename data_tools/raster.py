@@ -3,6 +3,11 @@
 Pixel (row i, column j) covers [j, j + 1) x [i, i + 1) in continuous image coordinates, so its centre is (j + 0.5,
 i + 0.5) and a point (x, y) lies on pixel (floor(y), floor(x)). Every shape's `field(px, py)` gives the signed
 distance in pixels (negative inside) and two shape coordinates that colour functions use to texture it.
+
+A canvas may also keep a front buffer: how far in front of a reference plane each painted pixel is (px, larger =
+nearer the camera). A part painted with a `Surface` (a base plus a relief over its shape coordinates) writes it exactly
+where it takes the label, after lifting its base, if need be, so that it lies in front of everything already painted
+under it: painting order and depth order then agree pixel by pixel.
 """
 
 from collections.abc import Callable
@@ -163,17 +168,46 @@ class Union:
         return distance, None, None
 
 
+Relief = Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray]  # (distance, u, v) -> px in front
+LAYER_GAP = 0.25  # px: how far a part painted over another lies at least in front of it there
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A part's front: `base` px in front of the reference plane plus `relief(distance, u, v)` over its shape."""
+
+    base: float
+    relief: Relief
+
+    def front(self, shape, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whether a canvas painting the shape gives each point's pixel its label, the front there) at points
+        (px, py): at least half covered and within the pixels the canvas evaluates (those of the shape's bounds)."""
+        distance, u, v = shape.field(px, py)
+        x0, y0, x1, y1 = shape.bounds()
+        column, row = np.floor(px), np.floor(py)
+        near = ((column >= math.floor(x0)) & (column <= math.ceil(x1))
+                & (row >= math.floor(y0)) & (row <= math.ceil(y1)))
+        front = self.base + np.broadcast_to(self.relief(distance, u, v), distance.shape)
+        return (coverage(distance) >= 0.5) & near, front
+
+
 def coverage(distance: np.ndarray) -> np.ndarray:
     """How much of a pixel a shape covers, from the signed distance at its centre; at least 0.5 = the shape's pixel."""
     return _clip01(0.5 - distance)
 
 
 class Canvas:
-    """An RGB image (float, or none when only labels are wanted) and a label map, painted shape by shape."""
+    """An RGB image (float, or none when only labels are wanted) and a label map, painted shape by shape; with `fronts`
+    (every shape then painted with a Surface) also a front buffer (float32, -inf where nothing was painted), which
+    painted shape owns each pixel (`owner`, int16, the paint order; -1 = none) and each shape's lifted base
+    (`bases`)."""
 
-    def __init__(self, width: int, height: int, background: np.ndarray | None):
+    def __init__(self, width: int, height: int, background: np.ndarray | None, fronts: bool = False):
         self.rgb = None if background is None else background.astype(np.float32)
         self.labels = np.zeros((height, width), np.uint8)
+        self.front = np.full((height, width), -np.inf, np.float32) if fronts else None
+        self.owner = np.full((height, width), -1, np.int16) if fronts else None
+        self.bases: list[float] = []
         self._xs = np.arange(width) + 0.5
         self._ys = np.arange(height) + 0.5
 
@@ -184,18 +218,38 @@ class Canvas:
         x1, y1 = min(int(np.ceil(bounds[2])) + 1, width), min(int(np.ceil(bounds[3])) + 1, height)
         return (slice(y0, y1), slice(x0, x1)) if x0 < x1 and y0 < y1 else None
 
-    def paint(self, shape, label: int, colouring: Colouring) -> None:
+    def paint(self, shape, label: int, colouring: Colouring, surface: Surface | None = None) -> None:
         """Cover the shape (coverage = 0.5 - signed distance, clipped) with its colours; pixels at least half covered
-        take its label."""
+        take its label and, on a canvas with fronts, its surface's front (the base lifted to LAYER_GAP in front of
+        the fronts already there, wherever that is higher)."""
+        if self.front is not None and surface is None:
+            raise ValueError("a canvas with fronts paints shapes with a surface only")
         window = self._window(shape.bounds())
         if window is None:
+            if self.front is not None:
+                self.bases.append(surface.base)
             return
         distance, u, v = shape.field(self._xs[window[1]][None, :], self._ys[window[0]][:, None])
         alpha = coverage(distance)
-        self.labels[window][alpha >= 0.5] = label
+        inside = alpha >= 0.5
+        self.labels[window][inside] = label
+        if self.front is not None:
+            self._lay(window, inside, distance, u, v, surface)
         if self.rgb is not None:
             region = self.rgb[window]
             region += alpha[..., None] * (colouring(u, v) - region)
+
+    def _lay(self, window: tuple[slice, slice], inside: np.ndarray, distance: np.ndarray, u, v,
+             surface: Surface) -> None:
+        """Write the surface's front where the shape takes the label (the base lifted over what is there); record
+        the base and the owner."""
+        relief = np.broadcast_to(np.asarray(surface.relief(distance, u, v), np.float64), distance.shape)[inside]
+        front = self.front[window]
+        highest = np.max(front[inside] - relief, initial=-np.inf)  # -inf where nothing is under it
+        base = surface.base if highest == -np.inf else max(surface.base, float(highest) + LAYER_GAP)
+        front[inside] = base + relief
+        self.owner[window][inside] = len(self.bases)
+        self.bases.append(base)
 
     def darken(self, shape: Ellipse, strength: float) -> None:
         """A soft shadow: darker by up to `strength` at the ellipse's centre, fading out at its edge; labels kept."""

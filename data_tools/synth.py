@@ -1,12 +1,15 @@
 """`animate synth`: a dataset of procedural figures dancing, with exact keypoints, in `animate prepare`'s layout.
 
 Per video `<split>_<index>`: videos/<name>.mp4 (the figure dancing), poses/<name>.mp4 (its keypoints drawn in the
-profile's style, frame-aligned), keypoints/<name>.pose.npz, refs/<name>.png (the same figure in a relaxed pose on the
-same background, for evaluation); meta.json, meta_train.json and meta_test.json list them like prepare's meta files
-(`split` = train or test) plus ref_path, figure_seed and dance_seed. Everything follows from the seed: each video's
-figure and dance seeds come from (seed, split, index) with the split in the lowest bit, so the test split's figures
-and dances are never the train split's. Videos are rendered in parallel processes (`workers`); the files do not depend
-on how many. The folder is built beside `out` and renamed into place at the end (or removed on any failure).
+profile's style, frame-aligned), keypoints/<name>.pose.npz, depth/<name>.depth.npz (the exact depth of every frame,
+`data_tools.depth`, as nearness 1/z in animate.depth.maps' lossless format) and depth/<name>.mp4 (its 8-bit
+rendering, near bright), refs/<name>.png (the same figure in a relaxed pose on the same background, for evaluation);
+meta.json, meta_train.json and meta_test.json list them like prepare's meta files (`split` = train or test) plus
+depth_path (the .mp4; the .depth.npz beside it), ref_path, figure_seed and dance_seed. Everything follows from the
+seed: each video's figure and dance seeds come from (seed, split, index) with the split in the lowest bit, so the test
+split's figures and dances are never the train split's. Videos are rendered in parallel processes (`workers`); the
+files do not depend on how many. The folder is built beside `out` and renamed into place at the end (or removed on any
+failure).
 """
 
 import json
@@ -21,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from animate.atomic import atomic_path
+from animate.depth.maps import DepthClip
 from animate.errors import AnimateError
 from animate.pose.keypoints import PoseSequence
 from animate.profiles import get_profile
@@ -28,8 +32,9 @@ from animate.media.video import VideoWriter
 
 from .backgrounds import make_background
 from .dances import make_dance, neutral_pose
+from .depth import Room, draw_scene
 from .figures import Figure, draw_figure
-from .prepare import output_names, render_pose_video
+from .prepare import DEPTH, depth_names, output_names, render_pose_video
 
 SPLITS = ("train", "test")
 VIDEOS, REFS = "videos", "refs"
@@ -89,10 +94,19 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int], opti
     figure = Figure.from_seed(figure_seed)
     background = make_background(dance_seed, width, height)
     body, hands, face = make_dance(dance_seed, options.frames, options.fps, width, height, figure)
+    room = Room.from_seed(dance_seed, width, height)
     video_path = f"{VIDEOS}/{name}.mp4"
+    nearness = np.empty((options.frames, height, width), np.float32)
     with VideoWriter(root / video_path, options.fps) as writer:
         for f in range(options.frames):
-            writer.write(draw_figure(figure, body[f], hands[f], width, height, background)[0])
+            scene = draw_scene(figure, body[f], hands[f], room, background)
+            writer.write(scene.rgb)
+            nearness[f] = scene.nearness
+    depth_path, depth_maps = depth_names(name)  # `animate prepare --depth`'s layout
+    clip = DepthClip.from_nearness(nearness, options.fps)
+    with VideoWriter(root / depth_path, options.fps) as writer:
+        writer.write(clip.frames())
+    clip.save(root / depth_maps)
     seq = PoseSequence(body, hands, face, width, height, options.fps)
     pose_path, keypoints_path = output_names(name)
     render_pose_video(seq, root / pose_path, options.profile)
@@ -102,8 +116,8 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int], opti
     (root / REFS).mkdir(exist_ok=True)
     Image.fromarray(draw_figure(figure, ref_body, ref_hands, width, height, background)[0]).save(root / ref_path)
     return {"video_path": video_path, "kps_path": pose_path, "keypoints_path": keypoints_path,
-            "frames": options.frames, "fps": options.fps, "width": width, "height": height, "split": split,
-            "ref_path": ref_path, "figure_seed": figure_seed, "dance_seed": dance_seed}
+            "depth_path": depth_path, "frames": options.frames, "fps": options.fps, "width": width, "height": height,
+            "split": split, "ref_path": ref_path, "figure_seed": figure_seed, "dance_seed": dance_seed}
 
 
 def _render(root: Path, jobs: list[tuple[str, str, tuple[int, int]]], options: SynthOptions) -> list[dict]:
@@ -138,4 +152,4 @@ def synthesize(options: SynthOptions) -> str:
     return (f"synthesized {len(entries)} videos ({options.train_videos} train, {options.test_videos} test with unseen "
             f"figures and dances) of {options.frames} frames at {options.width}x{options.height}, {options.fps:g} fps, "
             f"seed {options.seed}, {options.profile} pose style, in {seconds:.1f} s: {out / 'meta.json'} "
-            f"(meta_train.json, meta_test.json) with {VIDEOS}/, poses/, keypoints/ and {REFS}/")
+            f"(meta_train.json, meta_test.json) with {VIDEOS}/, poses/, keypoints/, {DEPTH}/ and {REFS}/")

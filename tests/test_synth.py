@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from animate.depth.maps import DepthClip
 from animate.errors import AnimateError
 from animate.pose.keypoints import PoseSequence
 from animate.media.video import read_frames
@@ -51,7 +52,10 @@ def test_same_seed_same_files_any_worker_count_other_seed_differs(data, tmp_path
         for field in ("body", "hands", "face"):
             np.testing.assert_array_equal(getattr(first, field), getattr(second, field))
         assert (out / "refs" / f"{name}.png").read_bytes() == (again / "refs" / f"{name}.png").read_bytes()
-    for kind in ("videos", "poses"):
+        first_depth, second_depth = (DepthClip.load(d / "depth" / f"{name}.depth.npz") for d in (out, again))
+        assert np.array_equal(first_depth.levels, second_depth.levels)
+        assert (first_depth.lo, first_depth.hi) == (second_depth.lo, second_depth.hi)
+    for kind in ("videos", "poses", "depth"):
         ours, theirs = _videos(out, kind), _videos(again, kind)
         assert ours.keys() == theirs.keys() and all(np.array_equal(ours[k], theirs[k]) for k in ours)
     other = tmp_path / "other"
@@ -221,6 +225,9 @@ def test_dataset_loads_for_training(data):
     item = Stage2Dataset(out / "meta.json", 32, 48, n_sample_frames=4, sample_rate=2, seed=0)[2]
     assert item["pixel_values"].shape == item["pose_pixel_values"].shape == (4, 3, 48, 32)
     assert item["pose_pixel_values"].max() > 0.5  # the skeleton is there
+    assert [e.num_frames for e in load_meta(out / "meta.json", depth=True)] == [12, 12, 12]
+    item = Stage2Dataset(out / "meta.json", 32, 48, n_sample_frames=4, sample_rate=2, seed=0, depth=True)[2]
+    assert item["depth_pixel_values"].shape == (4, 3, 48, 32) and item["depth_pixel_values"].max() > 0.5
 
 
 def test_refuses_a_non_empty_folder_unless_forced(tmp_path):

@@ -161,7 +161,8 @@ def _add_train(commands) -> None:
 
 def _add_synth(commands) -> None:
     p = commands.add_parser("synth", help="make a synthetic dancing-figure dataset",
-                            description="Procedural figures dancing procedural dances, with exact keypoints, in the "
+                            description="Procedural figures dancing procedural dances, with exact keypoints and exact "
+                            "depth (depth/<name>.mp4 and .depth.npz, as `animate prepare --depth` writes), in the "
                             "dataset layout of `animate prepare`: a train split and a test split of unseen figures "
                             "and dances, deterministic from the seed.")
     p.add_argument("-o", "--out", type=Path, required=True, help="the dataset folder to write")
