@@ -3,6 +3,7 @@ reader sees the old result or the whole new one and a failed or killed writer le
 
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -35,14 +36,15 @@ def publish(staged: str | os.PathLike, path: str | os.PathLike, replace: bool = 
         staged.unlink()
         return
     if staged.is_dir() and path.is_dir() and not path.is_symlink():
-        old = path.with_name(f".{path.name}.{os.getpid()}.old")
-        os.replace(path, old)
+        aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))  # a fresh name, never a stale one
+        os.replace(path, aside / path.name)
         try:
             os.replace(staged, path)
         except BaseException:
-            os.replace(old, path)
+            os.replace(aside / path.name, path)
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
     else:
         os.replace(staged, path)
 

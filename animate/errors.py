@@ -1,5 +1,12 @@
 """Errors shown to users: AnimateError (its message is the one line), Terminated, and the one-line summaries."""
 
+import zipfile
+import zlib
+
+# What numpy's np.load raises on a damaged .npz: unreadable, empty, truncated, bad checksums, not an archive, missing
+# arrays.
+NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error)
+
 
 def first_line(err: BaseException, limit: int = 200) -> str:
     """The first non-empty line of an exception's message (at most `limit` characters), else its type's name; never

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from animate.atomic import write_text
 from animate.depth.maps import DEPTH_SUFFIX
-from animate.depth.release import DEPTH_DIR, INPUT_SIDE
+from animate.depth.release import DEFAULT_DEPTH_MODEL, INPUT_SIDE
 from animate.errors import AnimateError, first_line
 from animate.native_logs import native_stderr_silenced
 from animate.pose.frames import draw_sequence
@@ -78,7 +78,7 @@ class PrepareOptions:
     pose_backend: str = "mediapipe"
     dwpose_dir: Path = Path("pretrained_weights")
     depth: bool = False
-    depth_model: str = str(Path("pretrained_weights") / DEPTH_DIR)
+    depth_model: str = DEFAULT_DEPTH_MODEL
     depth_size: int = INPUT_SIDE
     device: str = "auto"
     progress: bool = True
@@ -134,7 +134,7 @@ class _Skip(Exception):
 
 def find_videos(folder: Path, data_dir: Path) -> list[Path]:
     """Video files under folder (recursive, sorted), without hidden files and folders or this tool's outputs."""
-    ours = {(data_dir / sub).resolve() for sub in (POSES, KEYPOINTS)}
+    ours = {(data_dir / sub).resolve() for sub in (POSES, KEYPOINTS, DEPTH)}
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".") and Path(root, d).resolve() not in ours]
@@ -176,24 +176,27 @@ def _outputs(name: str, options: "PrepareOptions") -> tuple[str, ...]:
 @cache
 def _depth_model(spec: str, device: str):
     """The depth model, loaded once per process."""
-    from animate.dtypes import resolve_device
-    from animate.depth.estimate import load_depth_model
+    from animate.depth.estimate import open_depth_model
 
-    resolved, dtype = resolve_device(device, "auto")
-    return load_depth_model(spec).to(resolved, dtype)
+    return open_depth_model(spec, device)
 
 
-def write_depth(source: Path, seq: PoseSequence, paths: tuple[Path, Path], options: "PrepareOptions") -> None:
-    """The video's depth in its own frame at the pose video's size, steadied around the dancer: the 8-bit video and
-    the lossless maps."""
-    from animate.depth.video import video_depth
+def write_video_depth(source: Path, seq: PoseSequence, name: str, options: "PrepareOptions",
+                      threads: int | None = None) -> None:
+    """The video's depth in its own frame, steadied around the dancer, at the working scale (the model's input size:
+    a full-HD source does not fill memory; the datasets crop it by fractions like the video): depth/<name>.mp4 and
+    depth/<name>.depth.npz."""
+    import torch
 
-    clip = video_depth(source, _depth_model(options.depth_model, options.device), seq,
-                       (seq.width // 2 * 2, seq.height // 2 * 2), side=options.depth_size, progress=False)
-    video, maps = paths
-    with VideoWriter(video, clip.fps) as writer:
-        writer.write(clip.frames())
-    clip.save(maps)
+    from animate.depth.video import video_depth, working_scale, write_depth
+
+    if threads is not None:  # a worker process among others: one core each
+        torch.set_num_threads(threads)
+    scale = working_scale(seq.width, seq.height, options.depth_size)
+    size = (max(2, round(seq.width * scale) // 2 * 2), max(2, round(seq.height * scale) // 2 * 2))
+    clip = video_depth(source, _depth_model(options.depth_model, options.device), seq, size,
+                       side=options.depth_size, progress=False)
+    write_depth(clip, *(options.data_dir / path for path in depth_names(name)))
 
 
 def missing_share(seq: PoseSequence) -> float:
@@ -299,7 +302,7 @@ def prepare_video(source: Path, relative: str, name: str, options: PrepareOption
         pose_path, keypoints_path = output_names(name)
         render_pose_video(seq, options.data_dir / pose_path, options.profile)  # first: no keypoints without a video
         if options.depth:
-            write_depth(source, seq, tuple(options.data_dir / p for p in depth_names(name)), options)
+            write_video_depth(source, seq, name, options, threads)
         seq.save(options.data_dir / keypoints_path)
         outcome = Outcome(name, relative, frames=len(seq), fps=seq.fps, width=seq.width, height=seq.height)
     except _Skip as skip:
@@ -318,8 +321,9 @@ def _recorded(source: Path, relative: str, name: str, options: PrepareOptions) -
         outcome = Outcome(**record["outcome"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    settings = options.settings()  # a record with depth serves a run without it too: its other outputs are the same
-    recorded = {key: value for key, value in record.get("settings", {}).items() if key in settings}
+    settings = options.settings()  # a kept video's record with depth serves a run without it (the same other outputs)
+    recorded = {key: value for key, value in record.get("settings", {}).items()
+                if key in settings or outcome.reason is not None}
     current = {"source": relative, **_stamp(source)}
     if any(record.get(key) != value for key, value in current.items()) or recorded != settings:
         return None
@@ -379,10 +383,10 @@ def _check(options: PrepareOptions) -> None:
 
         dwpose.DWPoseExtractor(options.dwpose_dir)  # missing models or onnxruntime: one error now, not one per video
     if options.depth:
-        from animate.depth.estimate import check_side
+        from animate.depth.estimate import check_side, open_depth_model
 
         check_side(options.depth_size)
-        _depth_model(options.depth_model, options.device)  # missing depth weights: one error now
+        open_depth_model(options.depth_model, "cpu")  # missing or broken depth weights: one error now, not one per video
 
 
 def prepare_dataset(options: PrepareOptions) -> Summary:

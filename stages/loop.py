@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from animate.atomic import write_text
 from animate.errors import AnimateError, Terminated
 from animate.models.bundle import AnimateModels
 
@@ -129,6 +130,6 @@ def check_ranks_agree(accelerator: Accelerator, trained: list[torch.nn.Parameter
                             sum(p.detach().double().abs().sum() for p in trained)]).to(accelerator.device)
     sums = accelerator.gather(checksum[None]).cpu().tolist()
     if accelerator.is_main_process:
-        (output_dir / "ranks.json").write_text(json.dumps({"processes": accelerator.num_processes, "checksums": sums}))
+        write_text(output_dir / "ranks.json", json.dumps({"processes": accelerator.num_processes, "checksums": sums}))
     if any(s != sums[0] for s in sums):
         raise AnimateError(f"the {len(sums)} processes ended with different weights: {sums}")

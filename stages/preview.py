@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from animate.atomic import atomic_path
 from animate.models.bundle import AnimateModels
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
 from animate.pose.frames import PoseFrames
@@ -32,10 +33,10 @@ def write_preview(models: AnimateModels, cfg, frames: int, step: int, output_dir
     finally:
         poses.close()
     folder = output_dir / "previews"
-    folder.mkdir(parents=True, exist_ok=True)
     if len(grid) == 1:
         path = folder / f"step-{step:07d}.png"
-        Image.fromarray(grid[0]).save(path)
+        with atomic_path(path, ".png") as staged:
+            Image.fromarray(grid[0]).save(staged)
         return path
     path = folder / f"step-{step:07d}.mp4"
     with VideoWriter(path, 8) as writer:

@@ -106,7 +106,7 @@ def test_person_masks_cover_the_keypoints_with_a_margin():
     seq.body[0, :3] = [[20, 30, 1], [40, 30, 1], [30, 60, 1]]
     mask = person_masks(seq, W, H)[0]
     assert mask[40, 30] and mask[30, 20] and not mask[5, 5] and not mask[90, 60]
-    assert mask[29, 30] and mask[31 + 2, 30]  # the margin reaches past the edge
+    assert mask[27, 30] and not mask[25, 30]  # 3 px above the top edge (y = 30): the margin, 10% of 30 px
     assert not person_masks(PoseSequence.empty(1, W, H, FPS), W, H).any()
 
 
@@ -232,11 +232,25 @@ def test_depth_placed_on_a_photo(run_cli, dance, ref_photo, tmp_path):
     assert DepthClip.load(tmp_path / "d.depth.npz").levels.shape == (6, 96, 64)
 
 
+def test_a_flat_model_warns_in_one_line(run_cli, dance, tmp_path, monkeypatch):
+    import animate.depth.video
+
+    monkeypatch.setattr(animate.depth.video, "estimate_nearness",
+                        lambda model, frames, side, batch, size: np.zeros((len(frames), size[1], size[0]), np.float32))
+    video, keypoints = dance
+    result = run_cli(["depth", video, "-o", tmp_path / "d.mp4", "--keypoints", keypoints, *TINY])
+    assert result.code == 0, result.err
+    assert "warning: the depth maps are flat (no depth seen): writing black frames" in result.err.splitlines()
+    assert "UserWarning" not in result.err and DepthClip.load(tmp_path / "d.depth.npz").levels.max() == 0
+
+
 @pytest.mark.parametrize("case, message", [
     ("no person", "no person found"),
     ("no weights", "animate download --set depth"),
     ("corrupt", "corrupt|not a video"),
     ("taken", "already exists"),
+    ("folder", "is a folder"),
+    ("short keypoints", "keypoints of 4 frames, but 6"),
 ])
 def test_bad_depth_input_is_one_line_and_writes_nothing(run_cli, tmp_path, case, message, dance):
     video, _ = dance
@@ -250,14 +264,19 @@ def test_bad_depth_input_is_one_line_and_writes_nothing(run_cli, tmp_path, case,
     elif case == "corrupt":
         (tmp_path / "bad.mp4").write_bytes(b"\x00" * 2000)
         args = [tmp_path / "bad.mp4", *args, "--no-align"]
-    else:
+    elif case == "taken":
         (tmp_path / "d.mp4").write_bytes(b"mine")
         args = [video, *args, "--no-align"]
+    elif case == "folder":
+        (tmp_path / "d.depth.npz").mkdir()
+        args = [video, *args, "--no-align", "--force"]
+    else:
+        short = PoseSequence.load(dance[1]).slice(0, 4).save(tmp_path / "short.pose.npz")
+        args = [video, *args, "--keypoints", short]
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run_cli(["depth", *args])
     assert result.code != 0
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert re.search(message, lines[0]), lines[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
-    assert not (tmp_path / "d.depth.npz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing left aside

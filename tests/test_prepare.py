@@ -204,7 +204,7 @@ def test_depth_is_written_beside_the_poses_and_resumes(tmp_path, monkeypatch):
 
     videos, data = tmp_path / "videos", tmp_path / "data"
     _write(videos / "a.mp4", _clip(30))
-    depth = {"depth": True, "depth_model": "random:tiny", "depth_size": 56}
+    depth = {"depth": True, "depth_model": "random:tiny", "depth_size": 168}
     summary = prepare_dataset(_options(videos, data, **depth))
     assert summary.kept == 1
     entry = json.loads((data / "meta.json").read_text())[0]
@@ -213,11 +213,30 @@ def test_depth_is_written_beside_the_poses_and_resumes(tmp_path, monkeypatch):
     assert (info.width, info.height, info.num_frames) == (128, 160, 12)
     clip = DepthClip.load(data / "depth" / "a.depth.npz")
     assert clip.levels.shape == (12, 160, 128) and clip.levels.max() > 0
+    assert find_videos(data, data) == []  # the dataset's own videos, depth/ included, are never inputs
     spy = _Spy()
     monkeypatch.setattr(animate.pose.extract, "extract_video", spy)
     assert prepare_dataset(_options(videos, data, **depth)).resumed == 1
     assert prepare_dataset(_options(videos, data)).resumed == 1 and spy.calls == 0
     assert "depth_path" not in json.loads((data / "meta.json").read_text())[0]
+
+
+def test_depth_is_kept_at_the_model_scale(tmp_path, monkeypatch):
+    """A source larger than the model's input keeps its depth at the working scale (memory follows the model, not
+    the source); a video skipped in a depth run is redone by a run without depth."""
+    from data_tools.prepare import _recorded
+
+    videos, data = tmp_path / "videos", tmp_path / "data"
+    _write(videos / "a.mp4", _clip(30))
+    prepare_dataset(_options(videos, data, depth=True, depth_model="random:tiny", depth_size=56))
+    assert probe_video(data / "depth" / "a.mp4").height == 70  # 160 * 56 / 128, even
+    record = json.loads((data / ".prepare" / "a.json").read_text())
+    record["outcome"]["reason"] = "unreadable"  # as a depth failure would record it
+    (data / ".prepare" / "a.json").write_text(json.dumps(record))
+    source = videos / "a.mp4"
+    assert _recorded(source, "a.mp4", "a", _options(videos, data, depth=True, depth_model="random:tiny",
+                                                   depth_size=56)) is not None
+    assert _recorded(source, "a.mp4", "a", _options(videos, data)) is None
 
 
 def test_missing_depth_weights_stop_prepare_before_any_work(tmp_path):

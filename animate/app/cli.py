@@ -5,12 +5,13 @@ import errno
 import os
 import signal
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import TypeVar
 
 from ..errors import AnimateError, Terminated, error_summary
-from ..depth.release import DEPTH_DIR
+from ..depth.release import DEFAULT_DEPTH_MODEL, INPUT_SIDE
 
 T = TypeVar("T")
 UPSCALER_CHOICES = ("realesrgan-x4plus", "realesrgan-x2plus", "realesr-general-x4v3", "realesr-animevideov3")
@@ -125,19 +126,21 @@ def _add_depth(commands) -> None:
     p.add_argument("video", type=Path, help="the dance video")
     p.add_argument("-o", "--out", type=Path, required=True, help="the depth video to write (.mp4)")
     p.add_argument("--keypoints", type=Path,
-                   help="the dance's keypoints (.pose.npz or JSON, as `animate pose --keypoints` writes) instead of "
+                   help="the dance's own keypoints in the video's pixels (.pose.npz or JSON, as `animate pose VIDEO "
+                        "--keypoints` writes without --ref) instead of "
                         "extracting them")
     p.add_argument("--ref", type=Path, help="place the depth as the pose is placed on the person in this photo")
     p.add_argument("--no-align", action="store_true",
-                   help="no dancer needed: steady on every pixel, and with --ref only fit the frame into the photo's")
+                   help="no dancer needed: without --keypoints the scene is steadied on every pixel, and with --ref "
+                        "the frame is only fitted into the photo's")
     p.add_argument("-W", "--width", type=int, help="output width (multiple of 8)")
     p.add_argument("-H", "--height", type=int, help="output height (multiple of 8)")
     p.add_argument("-L", "--max-frames", type=int, help="use at most this many frames")
     p.add_argument("--profile", choices=("moore", "musepose", "ours"), default="moore",
                    help="the canvas of the weights you will use (default: %(default)s)")
-    p.add_argument("--depth-model", default=str(Path("pretrained_weights") / DEPTH_DIR),
+    p.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL,
                    help="Depth Anything V2 folder (`animate download --set depth`), or random:tiny (default: %(default)s)")
-    p.add_argument("--depth-size", type=int, default=518,
+    p.add_argument("--depth-size", type=int, default=INPUT_SIDE,
                    help="the short side the model sees, a multiple of 14 (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -225,9 +228,9 @@ def _add_prepare(commands) -> None:
                    help="leave out videos whose person is smaller than this share of the frame height (default: %(default)s)")
     p.add_argument("--depth", action="store_true",
                    help="also write each video's depth (depth/<name>.mp4 and .depth.npz, meta depth_path; see `animate depth`)")
-    p.add_argument("--depth-model", default=str(Path("pretrained_weights") / DEPTH_DIR),
+    p.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL,
                    help="with --depth: Depth Anything V2 folder, or random:tiny (default: %(default)s)")
-    p.add_argument("--depth-size", type=int, default=518, help="with --depth: the short side the model sees (default %(default)s)")
+    p.add_argument("--depth-size", type=int, default=INPUT_SIDE, help="with --depth: the short side the model sees (default %(default)s)")
     p.add_argument("--device", default="auto", help="with --depth: auto, cpu, cuda, ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_pose_backend(p)
@@ -369,6 +372,21 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library warning as one `warning:` line on stderr (no file, line or source)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the chosen command."""
+    _quiet_libraries()
+    if args.command != "train":  # training saves on SIGTERM itself; everything else stops cleanly, leaving nothing
+        signal.signal(signal.SIGTERM, _terminate)
+    {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert,
+     "prepare": _prepare, "upscale": _upscale, "eval": _eval, "depth": _depth,
+     "synth": _synth}[args.command](args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a sub-command; any failure is one line on stderr and a non-zero exit."""
     parser = build_parser()
@@ -378,12 +396,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = extra
     try:
-        _quiet_libraries()
-        if args.command != "train":  # training saves on SIGTERM itself; everything else stops cleanly, leaving nothing
-            signal.signal(signal.SIGTERM, _terminate)
-        {"infer": _infer, "pose": _pose, "train": _train, "download": _download, "convert": _convert,
-         "prepare": _prepare, "upscale": _upscale, "eval": _eval, "depth": _depth,
-         "synth": _synth}[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            _run(args)
     except JobsFailed:
         return 1
     except AnimateError as err:

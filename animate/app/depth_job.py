@@ -5,20 +5,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..depth.estimate import INPUT_SIDE, check_side, load_depth_model
+from ..depth.estimate import check_side, open_depth_model
 from ..depth.maps import DEPTH_SUFFIX
-from ..depth.release import DEPTH_DIR
-from ..depth.video import UNPLACED, video_depth
-from ..dtypes import resolve_device
+from ..depth.release import DEFAULT_DEPTH_MODEL, INPUT_SIDE
+from ..depth.video import UNPLACED, video_depth, write_depth
 from ..errors import AnimateError
 from ..media.image import canvas_size, load_image
-from ..media.video import VideoWriter, probe_video
+from ..media.video import probe_video
 from ..pose.keypoints import PoseSequence
 from ..pose.sources import Backend, driving_keypoints, fit_to_photo, load_keypoints
 from ..profiles import get_profile
-from .outputs import StagedFile, check_output_folder, published_together
-
-CHUNK = 16  # frames handed to the video writer at a time
+from .outputs import check_output_folder
 
 
 @dataclass
@@ -34,7 +31,7 @@ class DepthOptions:
     height: int | None = None
     max_frames: int | None = None
     profile: str = "moore"
-    depth_model: str = str(Path("pretrained_weights") / DEPTH_DIR)
+    depth_model: str = DEFAULT_DEPTH_MODEL
     depth_size: int = INPUT_SIDE
     batch_size: int = 8
     device: str = "auto"
@@ -56,6 +53,8 @@ def _check(options: DepthOptions) -> None:
     if options.out.suffix.lower() != ".mp4":
         raise AnimateError(f"-o/--out must end in .mp4, got {options.out}")
     for path in (options.out, maps_path(options.out)):
+        if path.is_dir():
+            raise AnimateError(f"{path} is a folder")
         if path.exists() and not options.force:
             raise AnimateError(f"{path} already exists (use --force to overwrite)")
     if options.out.resolve() == options.video.resolve():
@@ -89,12 +88,15 @@ def run_depth(options: DepthOptions) -> Path:
     """Estimate, steady, place and write the depth of a video; returns the video's path."""
     _check(options)
     info = probe_video(options.video)
-    device, dtype = resolve_device(options.device, options.dtype)
-    model = load_depth_model(options.depth_model).to(device, dtype)
+    model = open_depth_model(options.depth_model, options.device, options.dtype)
     people = _dancer(options)
+    frames = min(info.num_frames, options.max_frames or info.num_frames)
     if people is not None and (people.width, people.height) != (info.width, info.height):
         raise AnimateError(f"{options.keypoints}: keypoints of a {people.width}x{people.height} video, "
                            f"but {options.video} is {info.width}x{info.height}")
+    if people is not None and len(people) < frames:
+        raise AnimateError(f"{options.keypoints}: keypoints of {len(people)} frames, but {frames} frames of "
+                           f"{options.video} are used (-L to use fewer)")
     placement, frame = UNPLACED, (info.width, info.height)
     if options.ref is not None:
         photo = load_image(options.ref)
@@ -106,10 +108,7 @@ def run_depth(options: DepthOptions) -> Path:
     out_size = canvas_size(*frame, options.width, options.height, get_profile(options.profile).short_side)
     clip = video_depth(options.video, model, people, out_size, placement, frame, options.depth_size,
                        options.batch_size, options.max_frames, options.progress)
-    writer = VideoWriter(options.out, clip.fps, crf=options.crf, overwrite=options.force)
-    with published_together([writer, StagedFile(maps_path(options.out), clip.save)]):
-        for start in range(0, len(clip.levels), CHUNK):
-            writer.write(clip.frames(start, start + CHUNK))
+    write_depth(clip, options.out, maps_path(options.out), options.crf, overwrite=options.force)
     print(f"depth of {len(clip.levels)} frames at {out_size[0]}x{out_size[1]}: {options.out} "
           f"(float maps: {maps_path(options.out)})", file=sys.stderr)
     return options.out

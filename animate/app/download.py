@@ -101,8 +101,8 @@ def _copy_unet_config(path: Path, progress: bool) -> Path:
     if path.is_file() and path.stat().st_size > 0:
         _say(f"have {path}", progress)
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_size_dir("sd15") / "unet" / "config.json", path)
+    with atomic_path(path) as staged:
+        shutil.copyfile(model_size_dir("sd15") / "unet" / "config.json", staged)
     _say(f"copy {path}", progress)
     return path
 

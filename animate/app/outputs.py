@@ -74,26 +74,6 @@ class FrameFolder:
         discard(self._temp)
 
 
-class StagedFile:
-    """One file written by `write(path)` under its staging name at finish(), moved onto `path` at publish()."""
-
-    def __init__(self, path: str | os.PathLike, write: Callable[[Path], object]) -> None:
-        self.path, self._write = Path(path), write
-        self._temp = staging_path(self.path)
-
-    def finish(self) -> None:
-        """Write the file aside."""
-        self._write(self._temp)
-
-    def publish(self) -> None:
-        """Move it into place."""
-        publish(self._temp, self.path)
-
-    def abort(self) -> None:
-        """Delete what was written aside."""
-        discard(self._temp)
-
-
 @contextmanager
 def published_together(outputs: list[StagedOutput], publish: Callable[[], None] | None = None) -> Iterator[None]:
     """Run the block that writes `outputs`; then finish every one before publishing any (each in turn, or by

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
 
+from ..dtypes import resolve_device
 from ..errors import AnimateError
-from ..models.weights import load_pretrained
 from ..paths import model_size_dir
+from ..pretrained import load_pretrained
 from .release import DEPTH_FILES, INPUT_SIDE
 
 PATCH = 14
@@ -54,7 +55,10 @@ def model_pixels(frames: torch.Tensor, side: int = INPUT_SIDE) -> torch.Tensor:
 def _random_model(size: str) -> DepthAnythingForDepthEstimation:
     """Random weights of configs/models/<size>/depth, drawn at a fan-in scale and with the last layer's bias at 1 so
     the maps are not flat (transformers' own init gives maps of about 0 everywhere, cut by the final ReLU)."""
-    config = DepthAnythingConfig.from_json_file(model_size_dir(size) / "depth" / "config.json")
+    path = model_size_dir(size) / "depth" / "config.json"
+    if not path.is_file():
+        raise AnimateError(f"random:{size}: no depth model config for this size ({path} is missing)")
+    config = DepthAnythingConfig.from_json_file(path)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         model = DepthAnythingForDepthEstimation(config)
@@ -76,6 +80,12 @@ def load_depth_model(spec: str | Path) -> DepthAnythingForDepthEstimation:
         raise AnimateError(f"{folder}: no Depth Anything V2 weights ({', '.join(missing)} missing); fetch them with "
                            f"`animate download --set depth --dir {folder.parent}`")
     return load_pretrained(DepthAnythingForDepthEstimation, folder, "depth model", folder).eval()
+
+
+def open_depth_model(spec: str | Path, device: str = "auto", dtype: str = "auto") -> DepthAnythingForDepthEstimation:
+    """The depth model on the device and in the precision the option names give (auto: a GPU in fp16 if present)."""
+    resolved, torch_dtype = resolve_device(device, dtype)
+    return load_depth_model(spec).to(resolved, torch_dtype)
 
 
 @torch.inference_mode()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import AnimateError, first_line
+from ..errors import NPZ_ERRORS, AnimateError, first_line
 
 DEPTH_SUFFIX = ".depth.npz"
 FORMAT_VERSION = 1
@@ -32,17 +32,19 @@ class DepthClip:
     @classmethod
     def from_nearness(cls, nearness: np.ndarray, fps: float) -> "DepthClip":
         """Map a clip's nearness [F, H, W] to levels once over the whole clip; a flat clip (a model that sees no
-        depth) becomes black, with one warning."""
-        nearness = np.asarray(nearness, np.float64)
+        depth) becomes black, with one warning. Frames are converted one at a time (float64 for that frame only)."""
+        nearness = np.asarray(nearness)
         if nearness.ndim != 3 or nearness.size == 0:
             raise AnimateError(f"a depth clip is [frames, height, width], got shape {nearness.shape}")
-        if not np.isfinite(nearness).all():
-            raise AnimateError("the depth clip has non-finite values")
         lo, hi = float(nearness.min()), float(nearness.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise AnimateError("the depth clip has non-finite values")
+        levels = np.zeros(nearness.shape, np.uint16)
         if hi - lo <= FLAT * max(abs(lo), abs(hi), 1e-30):
             warnings.warn("the depth maps are flat (no depth seen): writing black frames", stacklevel=2)
-            return cls(np.zeros(nearness.shape, np.uint16), lo, hi, float(fps))
-        levels = np.rint((nearness - lo) * (LEVELS / (hi - lo))).astype(np.uint16)
+            return cls(levels, lo, hi, float(fps))
+        for frame, out in zip(nearness, levels):
+            out[...] = np.rint((frame.astype(np.float64) - lo) * (LEVELS / (hi - lo)))
         return cls(levels, lo, hi, float(fps))
 
     def nearness(self) -> np.ndarray:
@@ -73,7 +75,7 @@ class DepthClip:
                 clip = cls(levels, float(data["lo"]), float(data["hi"]), float(data["fps"]))
         except AnimateError:
             raise
-        except (OSError, ValueError, KeyError) as err:
+        except NPZ_ERRORS as err:
             raise AnimateError(f"{path}: not a depth file ({first_line(err)})") from None
         if levels.dtype != np.uint16 or levels.ndim != 3:
             raise AnimateError(f"{path}: not a depth file (levels {levels.dtype} {levels.shape})")

@@ -36,7 +36,8 @@ def person_masks(seq: PoseSequence, width: int, height: int, scale: float = 1.0)
 
 def fit_scale_shift(source: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """(a, b) minimising the Huber loss of a · source + b − target (iteratively reweighted least squares, robust
-    scale from the median absolute deviation). A flat source gets a = 1 and the median shift."""
+    scale from the median absolute deviation). A flat source, or a fit that would turn near and far around (a ≤ 0:
+    a cut, not the same scene), gets a = 1 and the median shift."""
     x, y = source.astype(np.float64).ravel(), target.astype(np.float64).ravel()
     weights = np.ones_like(x)
     a, b = 1.0, float(np.median(y - x))
@@ -55,6 +56,8 @@ def fit_scale_shift(source: np.ndarray, target: np.ndarray) -> tuple[float, floa
         if sigma == 0.0 or converged:
             break
         weights = np.minimum(1.0, HUBER * sigma / np.maximum(residual, 1e-300))
+    if a <= 0:
+        return 1.0, float(np.median(y - x))
     return a, b
 
 

@@ -5,8 +5,6 @@ weights once. Every problem with a file is one line naming the file and the key.
 """
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +13,11 @@ from diffusers import AutoencoderKL
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import CLIPVisionModelWithProjection
-from transformers.utils import logging as transformers_logging
 
 from ..atomic import atomic_path
 from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
+from ..pretrained import load_pretrained, no_progress_bars
 from .bundle import AnimateModels, build_animate_unets, build_random_models
 from .reference import ReferenceNet
 from ..strict import check_state_dict
@@ -215,29 +213,6 @@ def build_from_checkpoint(checkpoint: Checkpoint) -> tuple[ReferenceNet, Animate
     return reference_net, animate_unet
 
 
-@contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """transformers' per-file progress bars off for the block (a library call stays as quiet as the CLI)."""
-    enabled = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            transformers_logging.enable_progress_bar()
-
-
-def load_pretrained(cls, folder: Path | None, what: str, root: Path):
-    """cls.from_pretrained(folder), quietly; a missing folder or a file that does not load is a one-line AnimateError."""
-    if folder is None or not (folder / "config.json").is_file():
-        raise AnimateError(f"{root}: no {what} folder with a config.json (see `animate download`)")
-    try:
-        with _no_progress_bars():
-            return cls.from_pretrained(str(folder))
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
-        raise AnimateError(f"{folder}: cannot load the {what} ({first_line(err)})") from None
-
-
 def load_models(spec: str | Path, profile: str | None = None, motion_module: Path | None = None,
                 motion: bool = True) -> AnimateModels:
     """All five models of a weight set, on the CPU in the files' precision (the pipeline casts once, when moving them).
@@ -311,7 +286,7 @@ def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", d
         (_write_ours if layout == "ours" else _write_moore)(checkpoint, staging, dtype)
         models.vae.save_config(staging / VAE_DIRS[0])
         save_file(_cast(models.vae.state_dict(), dtype), str(staging / VAE_DIRS[0] / "diffusion_pytorch_model.safetensors"))
-        with _no_progress_bars():
+        with no_progress_bars():
             models.image_encoder.save_pretrained(staging / IMAGE_ENCODER_DIR,
                                                  state_dict=_cast(models.image_encoder.state_dict(), dtype))
     return folder

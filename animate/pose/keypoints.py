@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import AnimateError, first_line
+from ..errors import NPZ_ERRORS, AnimateError, first_line
 
 FORMAT_VERSION = 1
 BODY_POINTS, HAND_POINTS, FACE_POINTS = 18, 21, 68
@@ -79,5 +79,5 @@ class PoseSequence:
                            float(data["fps"]))
         except AnimateError:
             raise
-        except (OSError, KeyError, ValueError) as err:
+        except NPZ_ERRORS as err:
             raise AnimateError(f"{path}: not a readable keypoint file ({first_line(err)})") from None

@@ -222,10 +222,6 @@ class Placement:
     scale: float
     offset: np.ndarray  # (2,) x, y
 
-    def matrix(self) -> np.ndarray:
-        """The 2x3 affine matrix of the placement (cv2.warpAffine's convention)."""
-        return np.array([[self.scale, 0.0, self.offset[0]], [0.0, self.scale, self.offset[1]]])
-
 
 def retarget(driving: PoseSequence, photo_body: np.ndarray, photo_size: tuple[int, int],
              photo_hands: np.ndarray | None = None, photo_face: np.ndarray | None = None,
