@@ -38,12 +38,78 @@ def build_unet(config: dict) -> UNet2DConditionModel:
     return UNet2DConditionModel.from_config({k: v for k, v in config.items() if not k.startswith("_")})
 
 
-def motion_anchors(unet: UNet2DConditionModel) -> list[tuple[nn.Module, list[nn.Module]]]:
+def motion_anchors(blocks: Sequence[nn.Module]) -> list[tuple[nn.Module, list[nn.Module]]]:
     """Per block, the submodules each motion module follows: attentions where the block has them, else resnets."""
-    return [(block, list(getattr(block, "attentions", None) or block.resnets)) for block in unet_blocks(unet)]
+    return [(block, list(getattr(block, "attentions", None) or block.resnets)) for block in blocks]
 
 
-class AnimateUNet(nn.Module):
+class FrameModel(nn.Module):
+    """A diffusers model run over (batch·frames) rows (`self.model`), with AnimateDiff motion modules kept inside its
+    blocks as `<block>.motion_modules.<j>` and hooks that read the FrameCall of the call in progress."""
+
+    model_attribute = "unet"  # the diffusers model's attribute name (its weight files' name)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frames: FrameCall | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        """The wrapped diffusers model."""
+        return getattr(self, self.model_attribute)
+
+    def motion_blocks(self) -> list[nn.Module]:
+        """The blocks that hold motion modules."""
+        return unet_blocks(self.model)
+
+    @property
+    def motion_pe_length(self) -> int | None:
+        """Frames the motion modules' position tables cover (None without motion modules: image-only)."""
+        first = getattr(self.motion_blocks()[0], "motion_modules", None)
+        return first[0].pe_length if first is not None else None
+
+    def add_motion_modules(self, pe_length: int) -> None:
+        """Attach the motion modules, zero-initialised (frames independent until trained)."""
+        if self.motion_pe_length is not None:
+            raise ValueError("the model already has motion modules")
+        for block, anchors in motion_anchors(self.motion_blocks()):
+            block.motion_modules = nn.ModuleList(MotionModule(anchor.out_channels, pe_length) for anchor in anchors)
+            for anchor, module in zip(anchors, block.motion_modules):
+                anchor.register_forward_hook(self._motion_hook(module))
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the model's blocks and the motion modules in backward instead of keeping their activations
+        (diffusers switches on every submodule with a `gradient_checkpointing` flag, the motion modules' too)."""
+        self.model.enable_gradient_checkpointing(self._checkpoint)
+
+    def _with_frames(self, frames: FrameCall, function, *args, **kwargs):
+        """function(*args, **kwargs) with the hooks reading `frames`; afterwards they read what they read before
+        (None outside any call), so calls nest. The only place the record is set."""
+        outer, self._frames = self._frames, frames
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self._frames = outer
+
+    def _checkpoint(self, function, *args):
+        """diffusers' checkpointing of a block, recomputed in backward with the FrameCall of the forward."""
+        return torch.utils.checkpoint.checkpoint(self._with_frames, self._frames, function, *args, use_reentrant=False)
+
+    def _motion_hook(self, module: MotionModule):
+        """An anchor's forward hook: its output through `module` when the call runs the motion modules."""
+
+        def hook(_anchor: nn.Module, _args, output):
+            frames = self._frames
+            if frames is None or not frames.motion:
+                return output
+            if isinstance(output, tuple):
+                return (module(output[0], frames.num_frames), *output[1:])
+            return module(output, frames.num_frames)
+
+        return hook
+
+
+class AnimateUNet(FrameModel):
     """The denoising UNet, the pose guider and the 21 AnimateDiff motion modules (kept inside the UNet as
     `<block>.motion_modules.<j>`, their released key names), called once per denoising step and window."""
 
@@ -51,31 +117,10 @@ class AnimateUNet(nn.Module):
         super().__init__()
         self.unet = unet
         self.pose_guider = pose_guider
-        self._frames: FrameCall | None = None
         install_processors(unet, lambda index, _count: ReferenceReader(index))
         unet.conv_in.register_forward_hook(self._add_pose)
         if motion_pe is not None:
             self.add_motion_modules(motion_pe)
-
-    @property
-    def motion_pe_length(self) -> int | None:
-        """Frames the motion modules' position tables cover (None without motion modules: a stage-1 UNet)."""
-        first = getattr(self.unet.down_blocks[0], "motion_modules", None)
-        return first[0].pe_length if first is not None else None
-
-    def add_motion_modules(self, pe_length: int) -> None:
-        """Attach the 21 motion modules, zero-initialised (frames independent until trained)."""
-        if self.motion_pe_length is not None:
-            raise ValueError("the UNet already has motion modules")
-        for block, anchors in motion_anchors(self.unet):
-            block.motion_modules = nn.ModuleList(MotionModule(anchor.out_channels, pe_length) for anchor in anchors)
-            for anchor, module in zip(anchors, block.motion_modules):
-                anchor.register_forward_hook(self._motion_hook(module))
-
-    def enable_gradient_checkpointing(self) -> None:
-        """Recompute the UNet's blocks and the motion modules in backward instead of keeping their activations
-        (diffusers switches on every submodule with a `gradient_checkpointing` flag, the motion modules' too)."""
-        self.unet.enable_gradient_checkpointing(self._checkpoint)
 
     def forward(self, latents: torch.Tensor, timestep: torch.Tensor | float, context: torch.Tensor,
                 pose_features: torch.Tensor | None = None, reference: Sequence[torch.Tensor] | None = None,
@@ -110,19 +155,6 @@ class AnimateUNet(nn.Module):
                                 mid_block_additional_residual=mid_residual, return_dict=False)[0]
         return rearrange(out, "(b f) c h w -> b c f h w", b=batch)
 
-    def _with_frames(self, frames: FrameCall, function, *args, **kwargs):
-        """function(*args, **kwargs) with the hooks reading `frames`; afterwards they read what they read before
-        (None outside any call), so calls nest. The only place the record is set."""
-        outer, self._frames = self._frames, frames
-        try:
-            return function(*args, **kwargs)
-        finally:
-            self._frames = outer
-
-    def _checkpoint(self, function, *args):
-        """diffusers' checkpointing of a block, recomputed in backward with the FrameCall of the forward."""
-        return torch.utils.checkpoint.checkpoint(self._with_frames, self._frames, function, *args, use_reentrant=False)
-
     def _add_pose(self, _conv: nn.Module, _args, output: torch.Tensor) -> torch.Tensor:
         """conv_in's forward hook: + the call's pose features, broadcast over the batch's copies of the frames."""
         pose = self._frames.pose_features if self._frames is not None else None
@@ -130,16 +162,3 @@ class AnimateUNet(nn.Module):
             return output
         repeats = output.shape[0] // pose.shape[0]
         return (output.unflatten(0, (repeats, pose.shape[0])) + pose.to(output.dtype)).flatten(0, 1)
-
-    def _motion_hook(self, module: MotionModule):
-        """An anchor's forward hook: its output through `module` when the call runs the motion modules."""
-
-        def hook(_anchor: nn.Module, _args, output):
-            frames = self._frames
-            if frames is None or not frames.motion:
-                return output
-            if isinstance(output, tuple):
-                return (module(output[0], frames.num_frames), *output[1:])
-            return module(output, frames.num_frames)
-
-        return hook

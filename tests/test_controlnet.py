@@ -1,0 +1,123 @@
+"""The Video ControlNet: wired into the denoising call (a copy of the UNet reproduces the UNet's own skip features),
+neutral when fresh or at scale 0, and able to learn."""
+
+import copy
+
+import pytest
+import torch
+
+from animate.models.bundle import build_random_models
+from animate.models.controlnet import VideoControlNet, conditioning_channels, plain_unet
+
+FRAMES, SIZE = 3, 64  # pixels; latents 8x8 at the tiny size's 8x VAE
+
+
+@pytest.fixture(scope="module")
+def models():
+    """Tiny models in float64 with random (not zero) motion modules, so that the motion path is exercised."""
+    models = build_random_models("tiny").to(dtype=torch.float64)
+    generator = torch.Generator().manual_seed(1)
+    for name, parameter in models.animate_unet.named_parameters():
+        if ".motion_modules." in name:
+            parameter.data = 0.05 * torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
+    return models.animate_unet.eval()
+
+
+def _inputs(unet, batch: int = 2):
+    generator = torch.Generator().manual_seed(2)
+    latents = torch.randn(batch, 4, FRAMES, SIZE // 8, SIZE // 8, generator=generator, dtype=torch.float64)
+    context = torch.randn(batch, 1, unet.unet.config.cross_attention_dim, generator=generator, dtype=torch.float64)
+    context[0] = 0  # CFG's unconditional half
+    poses = torch.rand(1, 3, FRAMES, SIZE, SIZE, generator=generator, dtype=torch.float64)
+    return latents, torch.tensor(500), context, poses
+
+
+def _skip_features(unet, latents, timestep, context, pose_features):
+    """The UNet's own skip features on a plain call (no reference): conv_in's output with the pose added, every down
+    block's outputs, the mid block's output."""
+    captured, hooks = [], []
+    hooks.append(unet.unet.conv_in.register_forward_hook(lambda m, a, out: captured.append(out)))
+    for block in unet.unet.down_blocks:
+        hooks.append(block.register_forward_hook(lambda m, a, out: captured.extend(out[1])))
+    mid = []
+    hooks.append(unet.unet.mid_block.register_forward_hook(lambda m, a, out: mid.append(out)))
+    try:
+        unet(latents, timestep, context, pose_features)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured, mid[0]
+
+
+def test_a_copy_with_identity_outputs_reproduces_the_unets_skip_features(models):
+    """The positive wiring test: a ControlNet copied from the UNet, with identity 1x1 output convolutions and the
+    pose guider as its conditioning embedding, gives as residuals exactly the UNet's own skip features — for every
+    frame and both CFG halves, through the motion modules."""
+    net = VideoControlNet.from_animate_unet(models, latent_scale=8).eval()
+    for conv in [*net.controlnet.controlnet_down_blocks, net.controlnet.controlnet_mid_block]:
+        conv.weight.data = torch.eye(conv.weight.shape[0], dtype=torch.float64)[:, :, None, None]
+        conv.bias.data.zero_()
+    net.controlnet.controlnet_cond_embedding = models.pose_guider
+    latents, timestep, context, poses = _inputs(models)
+    pose_features = models.pose_guider(poses[0].transpose(0, 1))
+    with torch.no_grad():
+        skips, mid = _skip_features(models, latents, timestep, context, pose_features)
+        down, mid_residual = net(latents, timestep, context, poses)
+    assert len(down) == len(skips) == 12
+    for ours, theirs in zip(down, skips):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    torch.testing.assert_close(mid_residual, mid, rtol=0, atol=1e-12)
+    # and the motion modules are part of it: without them the residuals differ
+    with torch.no_grad():
+        still, _ = net(latents, timestep, context, poses, motion=False)
+    assert (still[-1] - down[-1]).abs().max() > 1e-3
+
+
+def test_a_fresh_controlnet_changes_nothing_and_a_trained_one_does(models):
+    net = VideoControlNet.from_animate_unet(models, latent_scale=8).eval()
+    latents, timestep, context, poses = _inputs(models)
+    pose_features = models.pose_guider(poses[0].transpose(0, 1))
+    with torch.no_grad():
+        plain = models(latents, timestep, context, pose_features)
+        down, mid = net(latents, timestep, context, poses)
+        assert all(r.abs().max() == 0 for r in down) and mid.abs().max() == 0
+        assert torch.equal(models(latents, timestep, context, pose_features, down_residuals=down, mid_residual=mid),
+                           plain)
+        for conv in [*net.controlnet.controlnet_down_blocks, net.controlnet.controlnet_mid_block]:
+            torch.nn.init.normal_(conv.weight, std=0.1)
+        down, mid = net(latents, timestep, context, poses)
+        controlled = models(latents, timestep, context, pose_features, down_residuals=down, mid_residual=mid)
+        assert (controlled - plain).abs().max() > 1e-3
+        down, mid = net(latents, timestep, context, poses, scale=0.0)
+        assert torch.equal(models(latents, timestep, context, pose_features, down_residuals=down, mid_residual=mid),
+                           plain)
+
+
+def test_the_controlnet_copies_the_unet_without_its_motion_modules(models):
+    unet = plain_unet(models)
+    assert not any(".motion_modules." in key for key in unet.state_dict())
+    net = VideoControlNet.from_animate_unet(models, latent_scale=8)
+    assert net.motion_pe_length == models.motion_pe_length
+    count = sum(len(block.motion_modules) for block in net.motion_blocks())
+    assert count == 9  # 4 down blocks x 2 layers + the mid block's one
+    torch.testing.assert_close(net.controlnet.down_blocks[2].motion_modules.state_dict(),
+                               models.unet.down_blocks[2].motion_modules.state_dict())
+    assert net.controlnet.conv_in.weight.data_ptr() != models.unet.conv_in.weight.data_ptr()  # a copy, not a share
+
+
+@pytest.mark.parametrize("scale, widths", [(8, (16, 32, 96, 256)), (4, (16, 32, 96)), (2, (16, 32))])
+def test_the_conditioning_embedding_downsamples_by_the_vaes_factor(scale, widths):
+    assert conditioning_channels(scale) == widths
+    models = build_random_models("tiny")
+    net = VideoControlNet.from_animate_unet(models.animate_unet, latent_scale=scale)
+    features = net.controlnet.controlnet_cond_embedding(torch.zeros(1, 3, 64, 64))
+    assert features.shape[-1] == 64 // scale
+    with pytest.raises(ValueError):
+        conditioning_channels(3)
+
+
+def test_image_only_unet_gives_an_image_controlnet():
+    models = build_random_models("tiny", motion=False)
+    net = VideoControlNet.from_animate_unet(models.animate_unet, latent_scale=8)
+    assert net.motion_pe_length is None
+    assert copy.deepcopy(net).motion_pe_length is None
