@@ -1,6 +1,6 @@
 """The denoising loop: a reference photo and pose frames to video latents, then streamed decoding."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,6 +14,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from ..dtypes import accumulation_dtype
 from ..errors import AnimateError
 from ..models.bundle import AnimateModels
+from ..models.controlnet import VideoControlNet, sum_residuals
 from .guidance import check_guidance, classifier_free_guidance
 from .schedulers import make_scheduler
 from .windows import blend_weights, context_windows
@@ -25,6 +26,34 @@ class PoseFrames(Protocol):
     def __len__(self) -> int: ...
 
     def read(self, start: int, stop: int) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Control:
+    """One Video ControlNet of a run: the frames it reads (depth, or pose images, at the output size), its scale, and
+    the share of the steps it acts on, [start, end) of the schedule (diffusers' control_guidance_start/end)."""
+
+    net: VideoControlNet
+    frames: PoseFrames
+    scale: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+    def acts_at(self, step: int, steps: int) -> bool:
+        """Whether the ControlNet runs at step `step` of `steps` (as diffusers keeps it)."""
+        return not (step / steps < self.start or (step + 1) / steps > self.end)
+
+
+def check_controls(controls: Sequence[Control], num_frames: int) -> None:
+    """Refuse a control whose frames do not match the dance's or whose settings make no sense, in one line."""
+    for control in controls:
+        if len(control.frames) != num_frames:
+            raise AnimateError(f"the control frames number {len(control.frames)}, the pose frames {num_frames}")
+        if not (np.isfinite(control.scale) and control.scale >= 0):
+            raise AnimateError(f"--control-scale must be a finite number >= 0, got {control.scale}")
+        if not 0 <= control.start < control.end <= 1:
+            raise AnimateError(f"--control-start and --control-end need 0 <= start < end <= 1, "
+                               f"got {control.start} and {control.end}")
 
 
 @dataclass
@@ -79,10 +108,17 @@ class AnimatePipeline:
                       dtype: torch.dtype = torch.float32, offload: bool = False) -> "AnimatePipeline":
         """A pipeline over `models` put in eval mode, frozen and cast to `dtype`, on `device` (the CPU when
         offloading: each model then visits the device while it runs)."""
+        pipeline = cls(models, device, dtype, offload)
         for module in models.modules().values():
-            module.eval().requires_grad_(False)
-        models.to(device="cpu" if offload else torch.device(device), dtype=dtype)
-        return cls(models, device, dtype, offload)
+            pipeline.ready(module)
+        return pipeline
+
+    def ready(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A model for this pipeline to run (a ControlNet): eval mode, frozen, in its precision, on its device (the
+        CPU when offloading)."""
+        module.eval().requires_grad_(False)
+        torch.nn.Module.to(module, device="cpu" if self.offload else self.device, dtype=self.dtype)
+        return module
 
     @contextmanager
     def _using(self, *modules: torch.nn.Module):
@@ -140,12 +176,15 @@ class AnimatePipeline:
 
     @torch.no_grad()
     def denoise(self, image: Image.Image, poses: PoseFrames, settings: AnimateSettings,
-                latents: torch.Tensor | None = None, progress: bool = True) -> torch.Tensor:
-        """Denoised latents [1, 4, F, H/s, W/s] for every pose frame: float32, or float64 when the models run in float64."""
+                latents: torch.Tensor | None = None, progress: bool = True,
+                controls: Sequence[Control] = ()) -> torch.Tensor:
+        """Denoised latents [1, 4, F, H/s, W/s] for every pose frame: float32, or float64 when the models run in
+        float64. `controls`: Video ControlNets whose residuals join every window's call (both CFG halves)."""
         self.check(settings)
         num_frames = len(poses)
         if num_frames < 1:
             raise AnimateError("the pose input has no frames")
+        check_controls(controls, num_frames)
         models = self.models
         reference_latents, clip_context = self.encode_reference(image, settings.width, settings.height)
         reference = None
@@ -165,22 +204,33 @@ class AnimatePipeline:
         guided = settings.guidance != 1.0
         context = torch.cat([torch.zeros_like(clip_context), clip_context]) if guided else clip_context
         reference_index = [-1, 0] if guided else [0]  # CFG's unconditional half reads no reference
-        with self._using(models.animate_unet):
-            for t in tqdm(scheduler.timesteps, desc="denoising", disable=not progress):
+        steps = len(scheduler.timesteps)
+        with self._using(models.animate_unet, *(control.net for control in controls)):
+            for step, t in enumerate(tqdm(scheduler.timesteps, desc="denoising", disable=not progress)):
                 prediction = torch.zeros_like(latents)
+                acting = [control for control in controls if control.acts_at(step, steps)]
                 for window, weight in zip(windows, weights):
                     pose = pose_pixels(poses.read(window.start, window.stop)).to(self.device, self.dtype)
                     pose_features = models.pose_guider(pose)
                     x = scheduler.scale_model_input(latents[:, :, window.start : window.stop], t).to(self.dtype)
                     if guided:
                         x = torch.cat([x, x])
+                    down, mid = sum_residuals([
+                        control.net(x, t, context, self._control_pixels(control, window), control.scale, motion)
+                        for control in acting])
                     out = models.animate_unet(x, t, context, pose_features, reference=reference,
-                                              reference_index=reference_index, motion=motion).to(latents.dtype)
+                                              reference_index=reference_index, motion=motion,
+                                              down_residuals=down, mid_residual=mid).to(latents.dtype)
                     if guided:
                         out = classifier_free_guidance(out, settings.guidance)
                     prediction[:, :, window.start : window.stop] += out * weight[None, None, :, None, None]
                 latents = scheduler.step(prediction, t, latents).prev_sample
         return latents
+
+    def _control_pixels(self, control: Control, window: range) -> torch.Tensor:
+        """A window of the control's frames as ControlNet input [1, 3, F, H, W] in [0, 1]."""
+        frames = pose_pixels(control.frames.read(window.start, window.stop))
+        return frames.transpose(0, 1)[None].to(self.device, self.dtype)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, chunk: int = 8, float_output: bool = False) -> Iterator[np.ndarray]:
