@@ -197,3 +197,52 @@ def test_bad_controls_are_refused(pipeline, trained, control, message):
     frames = _frames(control.pop("frames", 6), 1)
     with pytest.raises(AnimateError, match=message):
         _run(pipeline, [Control(trained, frames, **control)])
+
+
+# ---- on disk --------------------------------------------------------------------------------------------------------
+
+from animate.models.controlnet_files import load_controlnet  # noqa: E402
+from animate.models.weights import load_models, save_weight_set  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def set_with_depth(tmp_path_factory):
+    """A tiny weight set (our layout) holding a trained-looking depth ControlNet at scale 0.6."""
+    models = build_random_models("tiny")
+    net = VideoControlNet.from_animate_unet(models.animate_unet, latent_scale=8)
+    torch.manual_seed(4)
+    for name, parameter in net.named_parameters():
+        if "controlnet_mid_block" in name or ".motion_modules." in name:
+            torch.nn.init.normal_(parameter, std=0.1)
+    models.controlnets["depth"], models.control_scales["depth"] = net, 0.6
+    folder = save_weight_set(models, tmp_path_factory.mktemp("cn") / "set", "ours", torch.float32)
+    return folder, net
+
+
+def test_our_weight_set_keeps_the_controlnet_with_its_motion_modules_and_scale(set_with_depth, tmp_path):
+    folder, net = set_with_depth
+    loaded = load_models(folder)
+    assert list(loaded.controlnets) == ["depth"] and loaded.control_scales == {"depth": 0.6}
+    torch.testing.assert_close(loaded.controlnets["depth"].state_dict(), net.state_dict(), rtol=0, atol=0)
+    assert loaded.controlnets["depth"].motion_pe_length == net.motion_pe_length
+    again = save_weight_set(loaded, tmp_path / "again", "ours", torch.float32)  # what `animate convert` does
+    assert load_models(again).control_scales == {"depth": 0.6}
+    with pytest.raises(AnimateError, match="--layout ours"):
+        save_weight_set(loaded, tmp_path / "moore", "moore", torch.float32)
+    assert not (tmp_path / "moore").exists()
+
+
+def test_controlnet_paths(set_with_depth, tmp_path):
+    folder, net = set_with_depth
+    from_file, scale = load_controlnet(folder / "animate.safetensors", "depth")
+    assert scale == 0.6 and torch.equal(from_file.controlnet.conv_in.weight, net.controlnet.conv_in.weight)
+    with pytest.raises(AnimateError, match="holds no pose ControlNet"):
+        load_controlnet(folder, "pose")
+    net.controlnet.save_pretrained(tmp_path / "diffusers")  # a diffusers folder: an image ControlNet
+    image_only, scale = load_controlnet(tmp_path / "diffusers", "depth")
+    assert image_only.motion_pe_length is None and scale == 0.7
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(AnimateError, match="not a ControlNet file"):
+        load_controlnet(tmp_path / "junk.safetensors", "depth")
+    with pytest.raises(AnimateError, match="unknown control"):
+        load_controlnet(folder, "normal")

@@ -1,7 +1,7 @@
 """The five models of a weight set, built at a named size."""
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -17,17 +17,20 @@ from .unet import AnimateUNet, build_unet
 
 @dataclass
 class AnimateModels:
-    """VAE, CLIP image encoder, ReferenceNet and AnimateUNet (denoising UNet + pose guider), plus their profile."""
+    """VAE, CLIP image encoder, ReferenceNet and AnimateUNet (denoising UNet + pose guider), plus their profile, and
+    the Video ControlNets of the set by kind (depth, pose) with their default scales."""
 
     vae: AutoencoderKL
     image_encoder: CLIPVisionModelWithProjection
     reference_net: ReferenceNet
     animate_unet: AnimateUNet
     profile: str = "ours"
+    controlnets: torch.nn.ModuleDict = field(default_factory=torch.nn.ModuleDict)
+    control_scales: dict[str, float] = field(default_factory=dict)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        """The models by field name."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "profile"}
+        """The models by field name (the ControlNets as one ModuleDict)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), torch.nn.Module)}
 
     @property
     def reference_unet(self) -> UNet2DConditionModel:

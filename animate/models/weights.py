@@ -5,7 +5,7 @@ weights once. Every problem with a file is one line naming the file and the key.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
 from ..pretrained import load_pretrained, no_progress_bars
 from .bundle import AnimateModels, build_animate_unets, build_random_models
+from .controlnet_files import DEFAULT_SCALE, ControlNetState, build, split_keys, state_of, tensors_and_metadata
 from .reference import ReferenceNet
 from ..strict import check_state_dict
 from ..torch_files import load_torch_file
@@ -49,6 +50,7 @@ class Checkpoint:
     unet_config: dict
     profile: str
     sources: dict[str, Path]  # reference_unet / denoising_unet / pose_guider / motion_module → file
+    controlnets: dict[str, ControlNetState] = field(default_factory=dict)  # by kind (our layout only)
 
     @property
     def motion_pe(self) -> int | None:
@@ -130,12 +132,17 @@ def _read_ours(path: Path) -> Checkpoint:
             if meta.get("format") != "animate":
                 raise AnimateError(f"{path}: not an animate weight file (no 'format: animate' metadata)")
             parts: dict[str, dict] = {"reference_unet": {}, "denoising_unet": {}, "pose_guider": {}}
+            controls = {}
             for key in keys:
                 component, _, name = key.partition(".")
+                if component == "controlnet":
+                    controls[key] = f.get_tensor(key)
+                    continue
                 if component not in parts:
                     raise AnimateError(f"{path}: unexpected key {key!r}")
                 parts[component][name] = f.get_tensor(key)
         config = json.loads(meta["unet_config"])
+        controlnets = split_keys(controls, meta, path)
     except AnimateError:
         raise
     except Exception as err:
@@ -144,7 +151,7 @@ def _read_ours(path: Path) -> Checkpoint:
     if any(MOTION_MARK in k for k in parts["denoising_unet"]):
         sources["motion_module"] = path
     return Checkpoint(parts["reference_unet"], parts["denoising_unet"], parts["pose_guider"], config,
-                      meta.get("profile", "ours"), sources)
+                      meta.get("profile", "ours"), sources, controlnets)
 
 
 def read_checkpoint(path: Path, motion_module: Path | None = None) -> Checkpoint:
@@ -232,6 +239,10 @@ def load_models(spec: str | Path, profile: str | None = None, motion_module: Pat
         vae = load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder)
         encoder = load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder", folder)
         models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile)
+        source = checkpoint.sources["denoising_unet"]
+        for kind, state in checkpoint.controlnets.items():
+            models.controlnets[kind] = build(state, source, kind)
+            models.control_scales[kind] = state.scale
     models.check_scales()
     if profile is not None:
         models.profile = profile
@@ -241,8 +252,10 @@ def load_models(spec: str | Path, profile: str | None = None, motion_module: Pat
 def checkpoint_from_models(models: AnimateModels) -> Checkpoint:
     """The state dicts of loaded models (for saving)."""
     config = {k: v for k, v in dict(models.reference_unet.config).items() if not k.startswith("_")}
+    controlnets = {kind: state_of(net, models.control_scales.get(kind, DEFAULT_SCALE[kind]))
+                   for kind, net in models.controlnets.items()}
     return Checkpoint(models.reference_unet.state_dict(), models.denoising_unet.state_dict(),
-                      models.pose_guider.state_dict(), config, models.profile, {})
+                      models.pose_guider.state_dict(), config, models.profile, {}, controlnets)
 
 
 def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -253,12 +266,16 @@ def _write_ours(checkpoint: Checkpoint, folder: Path, dtype: torch.dtype) -> Non
     tensors = {}
     for component in ("reference_unet", "denoising_unet", "pose_guider"):
         tensors.update({f"{component}.{k}": v for k, v in _cast(getattr(checkpoint, component), dtype).items()})
+    controls, control_metadata = tensors_and_metadata(checkpoint.controlnets, lambda state: _cast(state, dtype))
     metadata = {"format": "animate", "version": FORMAT_VERSION, "profile": checkpoint.profile,
-                "unet_config": json.dumps(checkpoint.unet_config), "motion_pe": str(checkpoint.motion_pe or "")}
-    save_file(tensors, str(folder / OURS_FILE), metadata=metadata)
+                "unet_config": json.dumps(checkpoint.unet_config), "motion_pe": str(checkpoint.motion_pe or ""),
+                **control_metadata}
+    save_file({**tensors, **controls}, str(folder / OURS_FILE), metadata=metadata)
 
 
 def _write_moore(checkpoint: Checkpoint, folder: Path, dtype: torch.dtype) -> None:
+    if checkpoint.controlnets:
+        raise AnimateError("Moore's layout has no place for ControlNets: convert with --layout ours")
     two_d, motion = split_motion(_cast(checkpoint.denoising_unet, dtype))
     torch.save(_cast(checkpoint.reference_unet, dtype), folder / MOORE_FILES["reference_unet"])
     torch.save(two_d, folder / MOORE_FILES["denoising_unet"])

@@ -1,0 +1,123 @@
+"""Video ControlNets on disk: inside our weight file (keys `controlnet.<kind>.*`, the kind's ControlNetModel config,
+motion-table length and default scale in the metadata), a diffusers ControlNetModel folder, or an SD-1.5 ControlNet
+in its released single-file format (e.g. control_v11f1p_sd15_depth; config shipped in configs/models/sd15/controlnet;
+unverified against the real files)."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import ControlNetModel
+from safetensors import safe_open
+
+from ..errors import AnimateError, first_line
+from ..paths import model_size_dir
+from ..pretrained import load_pretrained, no_progress_bars
+from ..strict import check_state_dict
+from .controlnet import KINDS, VideoControlNet
+
+PREFIX = "controlnet"
+METADATA_KEY = "controlnets"  # JSON: {kind: {"config": ControlNetModel config, "motion_pe": int | null, "scale": float}}
+DEFAULT_SCALE = {"depth": 0.7, "pose": 0.5}  # DreamMoving's hosted demo: depth 0.7 beside pose 0.5
+
+
+@dataclass
+class ControlNetState:
+    """One ControlNet as stored: its state dict, ControlNetModel config, motion-table length and default scale."""
+
+    state: dict[str, torch.Tensor]
+    config: dict
+    motion_pe: int | None
+    scale: float
+
+
+def state_of(net: VideoControlNet, scale: float) -> ControlNetState:
+    """What is stored of a loaded ControlNet."""
+    config = {k: v for k, v in dict(net.controlnet.config).items() if not k.startswith("_")}
+    return ControlNetState(net.controlnet.state_dict(), config, net.motion_pe_length, scale)
+
+
+def check_kind(kind: str) -> str:
+    """A ControlNet kind, or one clear error."""
+    if kind not in KINDS:
+        raise AnimateError(f"unknown control {kind!r} (choose from {', '.join(KINDS)})")
+    return kind
+
+
+def split_keys(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: Path) -> dict[str, ControlNetState]:
+    """The ControlNets among a weight file's `controlnet.<kind>.<key>` tensors, with their metadata."""
+    info = json.loads(metadata.get(METADATA_KEY) or "{}")
+    found: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        _, kind, name = key.split(".", 2)
+        found.setdefault(kind, {})[name] = tensor
+    missing = set(found) ^ set(info)
+    if missing:
+        raise AnimateError(f"{source}: ControlNet {sorted(missing)[0]!r} has tensors or metadata but not both")
+    return {kind: ControlNetState(state, info[kind]["config"], info[kind]["motion_pe"], float(info[kind]["scale"]))
+            for kind, state in found.items()}
+
+
+def tensors_and_metadata(states: dict[str, ControlNetState], cast) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The weight file's tensors and metadata entry for these ControlNets (`cast`: the file's dtype conversion)."""
+    tensors = {f"{PREFIX}.{kind}.{k}": v for kind, s in states.items() for k, v in cast(s.state).items()}
+    info = {kind: {"config": s.config, "motion_pe": s.motion_pe, "scale": s.scale} for kind, s in states.items()}
+    return tensors, ({METADATA_KEY: json.dumps(info)} if states else {})
+
+
+def build(state: ControlNetState, source: Path, kind: str) -> VideoControlNet:
+    """A VideoControlNet built on the meta device and loaded strictly (assign, no copy)."""
+    try:
+        with torch.device("meta"):
+            net = VideoControlNet(ControlNetModel.from_config(state.config), state.motion_pe)
+    except (TypeError, ValueError, KeyError) as err:
+        raise AnimateError(f"{source}: the {kind} ControlNet's config cannot be built ({first_line(err)})") from None
+    check_state_dict(net.controlnet, state.state, source, f"{kind} ControlNet")
+    net.controlnet.load_state_dict(state.state, strict=True, assign=True)
+    return net
+
+
+def _ours(path: Path, kind: str) -> tuple[VideoControlNet, float]:
+    """The `kind` ControlNet of one of our weight files."""
+    prefix = f"{PREFIX}.{kind}."
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}
+    except Exception as err:
+        raise AnimateError(f"{path}: not a readable weight file ({first_line(err)})") from None
+    if not tensors:
+        raise AnimateError(f"{path}: holds no {kind} ControlNet")
+    state = split_keys(tensors, {METADATA_KEY: json.dumps({kind: json.loads(metadata[METADATA_KEY])[kind]})}, path)
+    return build(state[kind], path, kind), state[kind].scale
+
+
+def _is_ours(path: Path) -> bool:
+    """A safetensors file with our metadata."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("format") == "animate"
+    except Exception:
+        return False
+
+
+def load_controlnet(path: str | Path, kind: str) -> tuple[VideoControlNet, float]:
+    """The `kind` ControlNet of `--controlnet PATH` and its default scale: our weight file or folder, a diffusers
+    ControlNetModel folder (an image ControlNet: no motion modules), or an SD-1.5 single file."""
+    path, kind = Path(path), check_kind(kind)
+    ours = path / "animate.safetensors" if path.is_dir() else path
+    if ours.is_file() and ours.suffix == ".safetensors" and _is_ours(ours):
+        return _ours(ours, kind)
+    if path.is_dir():
+        net = load_pretrained(ControlNetModel, path, f"{kind} ControlNet", path)
+        return VideoControlNet(net), DEFAULT_SCALE[kind]
+    if not path.is_file():
+        raise AnimateError(f"--controlnet {path}: not found")
+    config = model_size_dir("sd15") / "controlnet"
+    try:
+        with no_progress_bars():
+            net = ControlNetModel.from_single_file(str(path), config=str(config), local_files_only=True)
+    except Exception as err:
+        raise AnimateError(f"{path}: not a ControlNet file this animate reads ({first_line(err)})") from None
+    return VideoControlNet(net), DEFAULT_SCALE[kind]
