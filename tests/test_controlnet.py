@@ -246,3 +246,59 @@ def test_controlnet_paths(set_with_depth, tmp_path):
         load_controlnet(tmp_path / "junk.safetensors", "depth")
     with pytest.raises(AnimateError, match="unknown control"):
         load_controlnet(folder, "normal")
+
+
+# ---- `animate infer --control` --------------------------------------------------------------------------------------
+
+from animate.depth.maps import DepthClip as _DepthClip  # noqa: E402
+
+
+def _infer(ref, pose, *extra):
+    return ["infer", "--ref", ref, "--pose", pose, "-W", "32", "-H", "48", "--steps", "2", "-L", "4",
+            "--context-frames", "4", "--context-overlap", "1", "--no-progress", *extra]
+
+
+@pytest.fixture
+def depth_file(tmp_path):
+    rng = np.random.default_rng(0)
+    return _DepthClip.from_nearness(rng.random((6, 48, 32)), 12).save(tmp_path / "dance.depth.npz")
+
+
+def test_infer_with_pose_and_depth_controls(run_cli, ref_photo, pose_video, depth_file, set_with_depth):
+    result = run_cli(_infer(ref_photo, pose_video(6), "--weights", "random:tiny", "--control", "pose,depth",
+                            "--depth", depth_file, "--control-scale", "0.5,0.7", "-o", "a.mp4"))
+    assert result.code == 0, result.err
+    assert "pose ControlNet: a fresh copy of the UNet" in result.err and "depth ControlNet" in result.err
+    folder, _ = set_with_depth
+    result = run_cli(_infer(ref_photo, pose_video(6), "--weights", folder, "--control", "depth", "--depth", depth_file,
+                            "-o", "b.mp4"))
+    assert result.code == 0, result.err
+    assert f"depth ControlNet: from {folder}" in result.err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--control", "normal"], "unknown --control 'normal'"),
+    (["--depth", "x.mp4"], "--depth goes with --control"),
+    (["--control", "depth"], "--depth auto estimates depth from a real dance video"),
+    (["--control", "depth", "--depth", "missing.depth.npz"], "not found"),
+    (["--control", "depth,depth"], "names a kind twice"),
+    (["--control", "pose", "--control-scale", "-1"], "--control-scale must be finite and >= 0"),
+    (["--control", "pose", "--control-start", "0.9", "--control-end", "0.1"], "--control-start"),
+    (["--control", "pose", "--controlnet", "a", "--controlnet", "b"], "one per --control kind"),
+    (["--control", "pose", "--weights", "SET"], "has no pose ControlNet: train one"),
+])
+def test_bad_control_options_are_one_line(run_cli, ref_photo, pose_video, tiny_ours_weights, extra, message, tmp_path):
+    extra = [str(tiny_ours_weights) if part == "SET" else part for part in extra]
+    weights = [] if "--weights" in extra else ["--weights", "random:tiny"]
+    result = run_cli(_infer(ref_photo, pose_video(6), *weights, *extra, "-o", "x.mp4"))
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_short_depth_file_is_refused(run_cli, ref_photo, pose_video, tmp_path):
+    short = _DepthClip.from_nearness(np.random.default_rng(0).random((2, 48, 32)), 12).save(tmp_path / "s.depth.npz")
+    result = run_cli(_infer(ref_photo, pose_video(6), "--weights", "random:tiny", "--control", "depth", "--depth", short,
+                            "-o", "x.mp4"))
+    assert result.code == 2 and "2 frames, the dance has 4" in result.err

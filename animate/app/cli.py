@@ -69,6 +69,23 @@ def _add_infer(commands) -> None:
                    "(then --ref/--pose are not needed); see README")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_pose_backend(p)
+    c = p.add_argument_group("DreamMoving's Video ControlNet (the pose guider stays; these add to it)")
+    c.add_argument("--control", help="depth, pose or pose,depth: ControlNets that read the dance's depth or pose images")
+    c.add_argument("--depth", help="with --control depth: auto (estimated from the dance video and placed like the pose; "
+                   "the default) or a depth video / .depth.npz with the dance's frames, drawn on the canvas as it is")
+    c.add_argument("--control-scale", help="one scale, or one per --control kind, e.g. 0.7,0.5 (default: the weight "
+                   "set's, else depth 0.7, pose 0.5)")
+    c.add_argument("--control-start", type=float, default=0.0, help="share of the steps before the ControlNets act "
+                   "(default %(default)s)")
+    c.add_argument("--control-end", type=float, default=1.0, help="share of the steps after which they stop (default "
+                   "%(default)s)")
+    c.add_argument("--controlnet", type=Path, action="append", help="a ControlNet per --control kind, in order: our "
+                   "weight file or folder, a diffusers ControlNet folder, or an SD-1.5 ControlNet file (default: the "
+                   "weight set's)")
+    c.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL, help="Depth Anything V2 folder for --depth auto "
+                   "(default: %(default)s)")
+    c.add_argument("--depth-size", type=int, default=INPUT_SIDE, help="the short side the depth model sees "
+                   "(default %(default)s)")
 
 
 def _add_upscale_options(p, scale_flag: str) -> None:
@@ -266,7 +283,10 @@ def _infer(args) -> None:
         raise AnimateError("infer needs --ref and --pose (or --jobs FILE)")
     if args.jobs is not None and (args.ref is not None or args.pose is not None or args.out is not None):
         raise AnimateError("--jobs takes the photos, poses and outputs from its file: drop --ref/--pose/-o")
-    options = _options(InferOptions, args, progress=not args.no_progress)
+    from .controls import ControlOptions
+
+    controls = _options(ControlOptions, args, controlnet=tuple(args.controlnet or ()))
+    options = _options(InferOptions, args, progress=not args.no_progress, controls=controls)
     if args.jobs is None:
         print(run_infer(options))
         return

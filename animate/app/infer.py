@@ -16,9 +16,11 @@ from ..models.weights import describe, load_models
 from ..pipeline.animate import AnimatePipeline, AnimateSettings
 from ..pose.frames import PoseFrames
 from ..pose.keypoints import PoseSequence
+from ..pose.retarget import Placement
 from ..pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
                            load_keypoints, pose_image_files, renderer)
 from ..profiles import Profile, get_profile
+from .controls import ControlOptions, add_controlnets, check_controls, depth_frames, run_controls
 from .outputs import FrameFolder, check_output_folder, published_together
 from ..pipeline.guidance import check_guidance
 from ..media.upscale import UPSCALER_DIR, Upscaler, check_tile, upscaler_weights
@@ -64,6 +66,7 @@ class InferOptions:
     no_align: bool = False
     pose_backend: str = "mediapipe"
     dwpose_dir: Path | None = None
+    controls: ControlOptions = ControlOptions()
 
 
 def output_path(ref: Path, pose: Path, seed: int, out: Path | None, force: bool) -> Path:
@@ -106,6 +109,7 @@ class CaseInputs:
     reference: Image.Image
     pose_type: str
     out: Path
+    control_kinds: tuple[str, ...] = ()
 
 
 def check_case(options: InferOptions) -> CaseInputs:
@@ -149,15 +153,17 @@ def check_case(options: InferOptions) -> CaseInputs:
             check_torch_file(weights)
     if pose_type == "keypoints":  # a bad keypoint file too (read again, cheaply, when the case runs)
         load_keypoints(Path(options.pose))
-    return CaseInputs(reference, pose_type, out)
+    kinds = check_controls(options.controls, pose_type)
+    return CaseInputs(reference, pose_type, out, tuple(kinds))
 
 
 def open_session(options: InferOptions) -> InferSession:
     """Load the weight set once onto the device (the model-level options: weights, profile, device, dtype, offload)."""
     device, dtype = resolve_device(options.device, options.dtype)
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
+    control_notes = add_controlnets(models, options.controls, str(options.weights))
     pipeline = AnimatePipeline.for_inference(models, device, dtype, offload=options.offload)
-    notes = [f"loaded {options.weights}: {describe(models)}"]
+    notes = [f"loaded {options.weights}: {describe(models)}", *control_notes]
     if str(options.weights).startswith("random:"):
         notes.insert(0, "note: random weights — the video shows structure only, not a person (demo until a trained "
                         "model ships)")
@@ -184,7 +190,8 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     )
     pipeline.check(settings)
     upscaler = session_upscaler(session, options)
-    keypoints = None if inputs.pose_type == "skeleton" else fitted_keypoints(options, inputs.pose_type, reference)
+    dance = None if inputs.pose_type == "skeleton" else fitted_keypoints(options, inputs.pose_type, reference)
+    keypoints = None if dance is None else dance.fitted
     # Only once every option and input has been accepted: a rejected run's stderr is its one error line.
     for note in session.notes:
         print(note, file=sys.stderr)
@@ -196,7 +203,13 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
         print(f"note: --fps {options.fps:g} differs from the dance's {pose_fps:g} fps: its audio will not line up",
               file=sys.stderr)
     try:
-        latents = pipeline.denoise(reference, poses, settings, progress=options.progress)
+        depth = None
+        if "depth" in inputs.control_kinds:
+            depth = depth_frames(options.controls, Path(options.pose), dance and dance.driving,
+                                 dance and dance.placement, reference.size, (width, height), len(poses),
+                                 options.progress)
+        controls = run_controls(pipeline.models, options.controls, poses, depth)
+        latents = pipeline.denoise(reference, poses, settings, progress=options.progress, controls=controls)
         outputs = ResultFiles(inputs.out, fps, options, audio, poses if options.grid else None, reference, upscaler)
         return outputs.write(pipeline.decode(latents))
     finally:
@@ -216,12 +229,21 @@ def session_upscaler(session: InferSession, options: InferOptions) -> Upscaler |
     return session.upscalers[key]
 
 
-def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Image) -> PoseSequence:
+@dataclass(frozen=True)
+class Dance:
+    """The dance's keypoints as extracted or read, retargeted to the photo, and the placement of the whole."""
+
+    driving: PoseSequence
+    fitted: PoseSequence
+    placement: Placement
+
+
+def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Image) -> Dance:
     """The dance's keypoints (extracted or read), retargeted to the photo's body unless --no-align."""
     weights = Path(options.weights)
     backend = Backend(options.pose_backend, options.dwpose_dir or (weights if weights.is_dir() else Path("pretrained_weights")))
     driving = driving_keypoints(Path(options.pose), pose_type, options.max_frames, options.progress, backend)
-    return fit_to_photo(driving, reference, align=not options.no_align, backend=backend)[0]
+    return Dance(driving, *fit_to_photo(driving, reference, align=not options.no_align, backend=backend))
 
 
 def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: Profile,

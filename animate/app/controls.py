@@ -1,0 +1,151 @@
+"""`animate infer --control depth|pose|pose,depth`: the Video ControlNets of a run, their scales and step range, and
+the frames each reads (the pose images, or the dance's depth: estimated with --depth auto, or a given depth video or
+.depth.npz)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..depth.estimate import check_side, open_depth_model
+from ..depth.maps import DEPTH_SUFFIX, DepthClip
+from ..depth.release import DEFAULT_DEPTH_MODEL, DEPTH_FILES, INPUT_SIDE
+from ..depth.video import video_depth
+from ..errors import AnimateError
+from ..media.video import fit_frame, probe_video
+from ..models.bundle import AnimateModels
+from ..models.controlnet import KINDS, VideoControlNet
+from ..models.controlnet_files import DEFAULT_SCALE, load_controlnet
+from ..pipeline.animate import Control, PoseFrames as FrameSource
+from ..pose.frames import PoseArray, PoseFrames
+from ..pose.keypoints import PoseSequence
+from ..pose.retarget import Placement
+
+
+@dataclass(frozen=True)
+class ControlOptions:
+    """The control options of a run, as given on the command line."""
+
+    control: str | None = None  # "depth", "pose" or "pose,depth"
+    depth: str | None = None  # "auto" or a depth video / .depth.npz
+    control_scale: str | None = None  # one scale, or one per --control kind
+    control_start: float = 0.0
+    control_end: float = 1.0
+    controlnet: tuple[Path, ...] = ()  # one per --control kind, in order; else the weight set's
+    depth_model: str = DEFAULT_DEPTH_MODEL
+    depth_size: int = INPUT_SIDE
+
+
+def control_kinds(options: ControlOptions) -> list[str]:
+    """The --control kinds in order, each known and named once."""
+    if options.control is None:
+        for flag, value in (("--depth", options.depth), ("--control-scale", options.control_scale),
+                            ("--controlnet", options.controlnet)):
+            if value:
+                raise AnimateError(f"{flag} goes with --control")
+        return []
+    kinds = [kind.strip() for kind in options.control.split(",")]
+    for kind in kinds:
+        if kind not in KINDS:
+            raise AnimateError(f"unknown --control {kind!r} (choose from {', '.join(KINDS)}, or pose,depth)")
+    if len(set(kinds)) != len(kinds):
+        raise AnimateError(f"--control names a kind twice: {options.control}")
+    if options.controlnet and len(options.controlnet) != len(kinds):
+        raise AnimateError(f"--controlnet: give one per --control kind ({len(kinds)}), got {len(options.controlnet)}")
+    return kinds
+
+
+def check_controls(options: ControlOptions, pose_type: str) -> list[str]:
+    """Every cheap check of the control options and inputs, before any model loads; the kinds."""
+    kinds = control_kinds(options)
+    scales(options, kinds, {})
+    if not 0 <= options.control_start < options.control_end <= 1:
+        raise AnimateError(f"--control-start and --control-end need 0 <= start < end <= 1, "
+                           f"got {options.control_start} and {options.control_end}")
+    if "depth" not in kinds:
+        if options.depth:
+            raise AnimateError("--depth goes with --control depth")
+        return kinds
+    depth = options.depth or "auto"
+    if depth == "auto":
+        if pose_type != "video":
+            raise AnimateError("--depth auto estimates depth from a real dance video; this --pose is "
+                               f"{pose_type}: give a depth video or .depth.npz with --depth")
+        check_side(options.depth_size)
+        model = Path(options.depth_model)
+        if not options.depth_model.startswith("random:") and not all((model / f).is_file() for f in DEPTH_FILES):
+            raise AnimateError(f"{model}: no Depth Anything V2 weights for --depth auto; fetch them with "
+                               f"`animate download --set depth --dir {model.parent}`")
+    elif not Path(depth).is_file():
+        raise AnimateError(f"--depth {depth}: not found")
+    elif depth.endswith(DEPTH_SUFFIX):
+        DepthClip.load(depth)
+    else:
+        probe_video(depth)
+    return kinds
+
+
+def scales(options: ControlOptions, kinds: list[str], defaults: dict[str, float]) -> dict[str, float]:
+    """Each kind's scale: --control-scale (one for all, or one per kind), else the weight set's, else the default."""
+    if options.control_scale is None:
+        return {kind: defaults.get(kind, DEFAULT_SCALE[kind]) for kind in kinds}
+    try:
+        given = [float(value) for value in options.control_scale.split(",")]
+    except ValueError:
+        raise AnimateError(f"--control-scale takes numbers, got {options.control_scale!r}") from None
+    if len(given) not in (1, len(kinds)):
+        raise AnimateError(f"--control-scale: one scale, or one per --control kind ({len(kinds)}), got {len(given)}")
+    if not all(np.isfinite(value) and value >= 0 for value in given):
+        raise AnimateError(f"--control-scale must be finite and >= 0, got {options.control_scale}")
+    return dict(zip(kinds, given * len(kinds) if len(given) == 1 else given))
+
+
+def add_controlnets(models: AnimateModels, options: ControlOptions, weights: str) -> list[str]:
+    """Put the run's ControlNets into the loaded models (--controlnet files, else the set's); notes to show. Random
+    weights get fresh ControlNets copied from the UNet (they change nothing: a smoke run)."""
+    notes = []
+    for index, kind in enumerate(control_kinds(options)):
+        if options.controlnet:
+            net, scale = load_controlnet(options.controlnet[index], kind)
+            models.controlnets[kind], models.control_scales[kind] = net, scale
+            notes.append(f"{kind} ControlNet: {options.controlnet[index]}")
+        elif kind in models.controlnets:
+            notes.append(f"{kind} ControlNet: from {weights}")
+        elif weights.startswith("random:"):
+            models.controlnets[kind] = VideoControlNet.from_animate_unet(models.animate_unet, models.latent_scale)
+            notes.append(f"{kind} ControlNet: a fresh copy of the UNet (changes nothing until trained)")
+        else:
+            raise AnimateError(f"{weights} has no {kind} ControlNet: train one with `animate train control "
+                               f"control.kind={kind} ...`, or pass --controlnet PATH")
+    return notes
+
+
+def depth_frames(options: ControlOptions, dance: Path, driving: PoseSequence | None, placement: Placement | None,
+                 photo_size: tuple[int, int], size: tuple[int, int], num_frames: int,
+                 progress: bool) -> FrameSource:
+    """The depth the ControlNet reads, at the output size: estimated from the dance (placed like the pose), or a given
+    depth video or .depth.npz (drawn on the canvas as it is: make it with `animate depth --ref` to place it)."""
+    depth = options.depth or "auto"
+    if depth == "auto":
+        model = open_depth_model(options.depth_model)
+        clip = video_depth(dance, model, driving, size, placement, photo_size, options.depth_size,
+                           max_frames=num_frames, progress=progress)
+        return PoseArray(clip.frames())
+    if depth.endswith(DEPTH_SUFFIX):
+        clip = DepthClip.load(depth)
+        if len(clip.levels) < num_frames:
+            raise AnimateError(f"--depth {depth}: {len(clip.levels)} frames, the dance has {num_frames}")
+        return PoseArray(np.stack([fit_frame(frame, *size) for frame in clip.frames(0, num_frames)]))
+    count = probe_video(depth).num_frames
+    if count < num_frames:
+        raise AnimateError(f"--depth {depth}: {count} frames, the dance has {num_frames}")
+    return PoseFrames.from_video(depth, size[0], size[1], num_frames)
+
+
+def run_controls(models: AnimateModels, options: ControlOptions, poses: FrameSource, depth: FrameSource | None) -> list[Control]:
+    """The Control of each --control kind: the pose images or the depth, its scale and step range."""
+    kinds = control_kinds(options)
+    given = scales(options, kinds, models.control_scales)
+    frames = {"pose": poses, "depth": depth}
+    return [Control(models.controlnets[kind], frames[kind], given[kind], options.control_start, options.control_end)
+            for kind in kinds]
