@@ -18,7 +18,7 @@ from animate.models.bundle import AnimateModels
 
 from .datasets import PoseVideoDataset
 from .network import AnimateNet
-from .objective import training_scheduler
+from .objective import drop_mask, training_scheduler
 from .preview import write_preview
 from .step import diffusion_loss, encode_batch
 from .training import StopRequest, resume, save_checkpoint, unconditional_context
@@ -28,15 +28,17 @@ LR_SCHEDULES = ("constant", "cosine", "linear")
 
 def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, trained: list[torch.nn.Parameter],
                  optimizer: torch.optim.Optimizer, dataset: PoseVideoDataset, cfg, weight_dtype: torch.dtype,
-                 resume_from: str | None, preview_frames: int) -> Path:
+                 resume_from: str | None, preview_frames: int, control: str | None = None) -> Path:
     """Train `trained` (the rest frozen) on `dataset`; returns the output folder holding the checkpoints.
 
-    Every `train.validate_every` steps the main process writes a preview of `preview_frames` frames. SIGTERM ends
-    the run after a checkpoint with Terminated.
+    `control` (depth | pose): the models' ControlNet of that kind joins every call, reading the batch's depth or pose
+    images (a share `train.control_dropout` of the samples get black ones). Every `train.validate_every` steps the
+    main process writes a preview of `preview_frames` frames. SIGTERM ends the run after a checkpoint with Terminated.
     """
     run = cfg.train
     output_dir = Path(run.output_dir)
-    net = AnimateNet(models.reference_net, models.animate_unet).to(torch.float32)
+    controlnet = models.controlnets[control] if control else None
+    net = AnimateNet(models.reference_net, models.animate_unet, controlnet).to(torch.float32)
     # A generator of its own: starting an epoch's iterator must not draw from the global one, which a checkpoint
     # restores (a resumed run starts one more iterator than the run it continues).
     loader = DataLoader(dataset, batch_size=run.batch_size, shuffle=True, drop_last=True,
@@ -67,8 +69,9 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
             with accelerator.accumulate(net):
                 latents, reference, context, pose, dropped = encode_batch(
                     models.vae, models.image_encoder, batch, uncond, run.condition_dropout, weight_dtype)
+                images = None if control is None else control_images(batch, control, run.control_dropout)
                 loss = diffusion_loss(net, noise_schedule, latents, reference, context, pose, dropped,
-                                      run.noise_offset, run.snr_gamma, step + 1)
+                                      run.noise_offset, run.snr_gamma, step + 1, images)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(trained, run.max_grad_norm)
@@ -109,6 +112,16 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
     if stopping:  # a scheduler must tell this apart from a finished run
         raise Terminated(f"checkpoint-{step:07d} saved in {output_dir}; continue with --resume latest")
     return output_dir
+
+
+def control_images(batch: dict, kind: str, dropout: float) -> torch.Tensor:
+    """The batch's control images [B, F, 3, H, W] (depth, or the pose images), black for a `dropout` share of the
+    samples (condition dropout: the ControlNet learns what no control means)."""
+    images = batch["depth_pixel_values" if kind == "depth" else "pose_pixel_values"]
+    if images.dim() == 4:
+        images = images[:, None]
+    kept = ~drop_mask(len(images), dropout)
+    return images * kept.to(images.device, images.dtype)[:, None, None, None, None]
 
 
 def learning_rate_schedule(optimizer: torch.optim.Optimizer, run: DictConfig,

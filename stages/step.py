@@ -30,12 +30,12 @@ def encode_batch(vae, image_encoder, batch: dict, uncond: torch.Tensor, dropout:
 
 def diffusion_loss(net: AnimateNet, noise_schedule: DDPMScheduler, latents: torch.Tensor, reference: torch.Tensor,
                    context: torch.Tensor, pose: torch.Tensor, dropped: torch.Tensor, noise_offset: float,
-                   snr_gamma: float, step: int) -> torch.Tensor:
+                   snr_gamma: float, step: int, control: torch.Tensor | None = None) -> torch.Tensor:
     """Min-SNR-weighted MSE of the network's v-prediction at random timesteps; a NaN/inf loss is an error."""
     noise = offset_noise(latents, noise_offset)
     timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (len(latents),), device=latents.device)
     noisy = noise_schedule.add_noise(latents, noise, timesteps)
-    prediction = net(noisy, timesteps, reference, context, pose, dropped)
+    prediction = net(noisy, timesteps, reference, context, pose, dropped, control)
     loss = weighted_mse(prediction, target(noise_schedule, latents, noise, timesteps),
                         min_snr_weights(noise_schedule, timesteps, snr_gamma))
     if not torch.isfinite(loss):

@@ -171,8 +171,9 @@ def _add_depth(commands) -> None:
 def _add_train(commands) -> None:
     p = commands.add_parser("train", help="train a stage", description="Train a stage (accelerate: `accelerate launch -m "
                             "animate train ...` for several GPUs).")
-    p.add_argument("stage", choices=("stage1", "stage2", "autoencoder"),
+    p.add_argument("stage", choices=("stage1", "stage2", "control", "autoencoder"),
                    help="stage1: ReferenceNet + pose guider + UNet on image pairs; stage2: motion modules on clips; "
+                        "control: a Video ControlNet (control.kind=depth|pose) on clips with their depth or pose; "
                         "autoencoder: a small size's VAE on frames")
     p.add_argument("--config", type=Path, help="YAML config (default configs/train/<stage>.yaml)")
     p.add_argument("--resume", help="latest, or a checkpoint folder")
@@ -333,11 +334,12 @@ def _depth(args) -> None:
 
 def _train(args) -> None:
     from ..paths import CONFIG_DIR
-    from stages import autoencoder, stage1, stage2
+    from stages import autoencoder, control, stage1, stage2
 
     default = "autoencoder_tiny" if args.stage == "autoencoder" else args.stage
     config = args.config or CONFIG_DIR / "train" / f"{default}.yaml"
-    train = {"stage1": stage1.train, "stage2": stage2.train, "autoencoder": autoencoder.train}[args.stage]
+    train = {"stage1": stage1.train, "stage2": stage2.train, "control": control.train,
+             "autoencoder": autoencoder.train}[args.stage]
     print(train(config, args.overrides, resume_from=args.resume))
 
 
