@@ -280,3 +280,18 @@ def test_bad_depth_input_is_one_line_and_writes_nothing(run_cli, tmp_path, case,
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert re.search(message, lines[0]), lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, nothing left aside
+
+
+def test_infer_depth_auto_is_the_depth_of_the_dance_placed_like_the_pose(dance):
+    """`infer --control depth --depth auto` past keypoint extraction: the dance's depth, steadied around its keypoints,
+    placed by the retargeting's placement and drawn at the output size, one frame per pose frame."""
+    from animate.app.controls import ControlOptions, depth_frames
+    from animate.pose.retarget import Placement
+
+    video, keypoints = dance
+    options = ControlOptions(control="depth", depth_model="random:tiny", depth_size=56)
+    seq = PoseSequence.load(keypoints)
+    frames = depth_frames(options, video, seq, Placement(0.5, np.array([8.0, 4.0])), (W, H), (32, 48), 4, False)
+    assert len(frames) == 4 and frames.read(0, 4).shape == (4, 48, 32, 3)
+    same = depth_frames(options, video, seq, Placement(1.0, np.zeros(2)), (W, H), (32, 48), 4, False).read(0, 4)
+    assert not np.array_equal(frames.read(0, 4), same)  # the placement moved it
