@@ -6,7 +6,7 @@ frozen Animate Anyone model; the objective, loop, checkpoints, exact resume and 
 
 from pathlib import Path
 
-from animate.models.controlnet import VideoControlNet
+from animate.models.controlnet import VideoControlNet, check_control_scale, check_fits
 from animate.models.controlnet_files import check_kind
 from animate.models.weights import load_models
 
@@ -20,11 +20,13 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     """Run the control stage; returns the output folder (checkpoints whose weights hold the ControlNet)."""
     cfg, accelerator, weight_dtype = start_run(config_path, overrides)
     run, kind = cfg.train, check_kind(cfg.control.kind)
+    check_control_scale(float(cfg.control.scale))
 
     # Models: the whole weight set frozen; its ControlNet of this kind (or a fresh copy of its UNet) trained.
     models = load_models(cfg.init.weights)
     if kind not in models.controlnets:
         models.controlnets[kind] = VideoControlNet.from_animate_unet(models.animate_unet, models.latent_scale)
+    check_fits(models.controlnets[kind], models.animate_unet, models.latent_scale, str(cfg.init.weights))
     models.control_scales[kind] = float(cfg.control.scale)
     for model in models.modules().values():
         model.requires_grad_(False)

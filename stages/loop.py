@@ -96,7 +96,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                 if accelerator.is_main_process:
                     net.eval()
                     with accelerator.autocast():
-                        write_preview(models, cfg, preview_frames, step, output_dir)
+                        write_preview(models, cfg, preview_frames, step, output_dir, control)
                     net.train()
                 accelerator.wait_for_everyone()
             if done:
@@ -118,8 +118,6 @@ def control_images(batch: dict, kind: str, dropout: float) -> torch.Tensor:
     """The batch's control images [B, F, 3, H, W] (depth, or the pose images), black for a `dropout` share of the
     samples (condition dropout: the ControlNet learns what no control means)."""
     images = batch["depth_pixel_values" if kind == "depth" else "pose_pixel_values"]
-    if images.dim() == 4:
-        images = images[:, None]
     kept = ~drop_mask(len(images), dropout)
     return images * kept.to(images.device, images.dtype)[:, None, None, None, None]
 

@@ -8,30 +8,37 @@ from PIL import Image
 
 from animate.atomic import atomic_path
 from animate.models.bundle import AnimateModels
-from animate.pipeline.animate import AnimatePipeline, AnimateSettings
+from animate.pipeline.animate import AnimatePipeline, AnimateSettings, Control
 from animate.pose.frames import PoseFrames
 from animate.media.video import VideoWriter, read_frames
 
 from .datasets import load_meta
 
 
-def write_preview(models: AnimateModels, cfg, frames: int, step: int, output_dir: Path) -> Path:
-    """ref | pose | result of `frames` pose frames: a PNG for one frame (stage 1), an mp4 for a clip (stage 2)."""
+def write_preview(models: AnimateModels, cfg, frames: int, step: int, output_dir: Path,
+                  control: str | None = None) -> Path:
+    """ref | pose | result of `frames` pose frames: a PNG for one frame (stage 1), an mp4 for a clip (stage 2); with
+    `control` (the control stage) the models' ControlNet of that kind reads the video's depth or its pose images."""
     width, height = cfg.data.width, cfg.data.height
-    entry = load_meta(list(cfg.data.meta))[0]
+    entry = load_meta(list(cfg.data.meta), depth=control == "depth")[0]
     photo = Image.fromarray(next(read_frames(entry.video, 0, 1))).convert("RGB")
     poses = PoseFrames.from_video(entry.pose, width, height, frames)
+    shown = PoseFrames.from_video(entry.depth, width, height, frames) if control == "depth" else poses
+    controls = [Control(models.controlnets[control], shown, models.control_scales[control])] if control else []
     device = next(models.denoising_unet.parameters()).device
     pipeline = AnimatePipeline(models, device, torch.float32)
     settings = AnimateSettings(width, height, steps=cfg.validation.steps, context_frames=frames,
                                context_overlap=min(4, frames - 1), seed=0)
     try:
         with torch.no_grad():
-            result = np.concatenate(list(pipeline.decode(pipeline.denoise(photo, poses, settings, progress=False))))
+            latents = pipeline.denoise(photo, poses, settings, progress=False, controls=controls)
+            result = np.concatenate(list(pipeline.decode(latents)))
         grid = np.concatenate([np.broadcast_to(np.asarray(photo.resize((width, height))), result.shape),
-                               poses.read(0, len(result)), result], axis=2)
+                               shown.read(0, len(result)), result], axis=2)
     finally:
         poses.close()
+        if shown is not poses:
+            shown.close()
     folder = output_dir / "previews"
     if len(grid) == 1:
         path = folder / f"step-{step:07d}.png"

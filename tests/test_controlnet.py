@@ -1,15 +1,21 @@
 """The Video ControlNet: wired into the denoising call (a copy of the UNet reproduces the UNet's own skip features),
 neutral when fresh or at scale 0, and able to learn."""
 
-import copy
+import dataclasses
 
 import numpy as np
-
 import pytest
 import torch
+from PIL import Image
 
+from animate.depth.maps import DepthClip
+from animate.errors import AnimateError
 from animate.models.bundle import build_random_models
 from animate.models.controlnet import VideoControlNet, conditioning_channels, plain_unet
+from animate.models.controlnet_files import load_controlnet
+from animate.models.weights import load_models, save_weight_set
+from animate.pipeline.animate import AnimatePipeline, AnimateSettings, Control
+from animate.pose.frames import PoseArray
 
 FRAMES, SIZE = 3, 64  # pixels; latents 8x8 at the tiny size's 8x VAE
 
@@ -51,7 +57,8 @@ def _skip_features(unet, latents, timestep, context, pose_features):
     return captured, mid[0]
 
 
-def test_a_copy_with_identity_outputs_reproduces_the_unets_skip_features(models):
+@pytest.mark.parametrize("timestep", [torch.tensor(500), torch.tensor([300, 700])], ids=["one", "per-video"])
+def test_a_copy_with_identity_outputs_reproduces_the_unets_skip_features(models, timestep):
     """The positive wiring test: a ControlNet copied from the UNet, with identity 1x1 output convolutions and the
     pose guider as its conditioning embedding, gives as residuals exactly the UNet's own skip features — for every
     frame and both CFG halves, through the motion modules."""
@@ -60,7 +67,7 @@ def test_a_copy_with_identity_outputs_reproduces_the_unets_skip_features(models)
         conv.weight.data = torch.eye(conv.weight.shape[0], dtype=torch.float64)[:, :, None, None]
         conv.bias.data.zero_()
     net.controlnet.controlnet_cond_embedding = models.pose_guider
-    latents, timestep, context, poses = _inputs(models)
+    latents, _, context, poses = _inputs(models)
     pose_features = models.pose_guider(poses[0].transpose(0, 1))
     with torch.no_grad():
         skips, mid = _skip_features(models, latents, timestep, context, pose_features)
@@ -122,16 +129,9 @@ def test_image_only_unet_gives_an_image_controlnet():
     models = build_random_models("tiny", motion=False)
     net = VideoControlNet.from_animate_unet(models.animate_unet, latent_scale=8)
     assert net.motion_pe_length is None
-    assert copy.deepcopy(net).motion_pe_length is None
 
 
 # ---- in the pipeline ------------------------------------------------------------------------------------------------
-
-from PIL import Image  # noqa: E402
-
-from animate.errors import AnimateError  # noqa: E402
-from animate.pipeline.animate import AnimatePipeline, AnimateSettings, Control  # noqa: E402
-from animate.pose.frames import PoseArray  # noqa: E402
 
 
 def _frames(n: int, seed: int) -> PoseArray:
@@ -201,9 +201,6 @@ def test_bad_controls_are_refused(pipeline, trained, control, message):
 
 # ---- on disk --------------------------------------------------------------------------------------------------------
 
-from animate.models.controlnet_files import load_controlnet  # noqa: E402
-from animate.models.weights import load_models, save_weight_set  # noqa: E402
-
 
 @pytest.fixture(scope="module")
 def set_with_depth(tmp_path_factory):
@@ -238,9 +235,13 @@ def test_controlnet_paths(set_with_depth, tmp_path):
     assert scale == 0.6 and torch.equal(from_file.controlnet.conv_in.weight, net.controlnet.conv_in.weight)
     with pytest.raises(AnimateError, match="holds no pose ControlNet"):
         load_controlnet(folder, "pose")
-    net.controlnet.save_pretrained(tmp_path / "diffusers")  # a diffusers folder: an image ControlNet
-    image_only, scale = load_controlnet(tmp_path / "diffusers", "depth")
-    assert image_only.motion_pe_length is None and scale == 0.7
+    net.controlnet.save_pretrained(tmp_path / "video")  # a diffusers folder of ours keeps its motion modules
+    video, scale = load_controlnet(tmp_path / "video", "depth")
+    assert video.motion_pe_length == net.motion_pe_length and scale == 0.7
+    torch.testing.assert_close(video.state_dict(), net.state_dict(), rtol=0, atol=0)
+    image = VideoControlNet.from_animate_unet(build_random_models("tiny", motion=False).animate_unet, latent_scale=8)
+    image.controlnet.save_pretrained(tmp_path / "image")  # an image ControlNet
+    assert load_controlnet(tmp_path / "image", "depth")[0].motion_pe_length is None
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     with pytest.raises(AnimateError, match="not a ControlNet file"):
         load_controlnet(tmp_path / "junk.safetensors", "depth")
@@ -249,8 +250,6 @@ def test_controlnet_paths(set_with_depth, tmp_path):
 
 
 # ---- `animate infer --control` --------------------------------------------------------------------------------------
-
-from animate.depth.maps import DepthClip as _DepthClip  # noqa: E402
 
 
 def _infer(ref, pose, *extra):
@@ -261,7 +260,7 @@ def _infer(ref, pose, *extra):
 @pytest.fixture
 def depth_file(tmp_path):
     rng = np.random.default_rng(0)
-    return _DepthClip.from_nearness(rng.random((6, 48, 32)), 12).save(tmp_path / "dance.depth.npz")
+    return DepthClip.from_nearness(rng.random((6, 48, 32)), 12).save(tmp_path / "dance.depth.npz")
 
 
 def test_infer_with_pose_and_depth_controls(run_cli, ref_photo, pose_video, depth_file, set_with_depth):
@@ -277,12 +276,12 @@ def test_infer_with_pose_and_depth_controls(run_cli, ref_photo, pose_video, dept
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--control", "normal"], "unknown --control 'normal'"),
+    (["--control", "normal"], "unknown control 'normal'"),
     (["--depth", "x.mp4"], "--depth goes with --control"),
     (["--control", "depth"], "--depth auto estimates depth from a real dance video"),
     (["--control", "depth", "--depth", "missing.depth.npz"], "not found"),
     (["--control", "depth,depth"], "names a kind twice"),
-    (["--control", "pose", "--control-scale", "-1"], "--control-scale must be finite and >= 0"),
+    (["--control", "pose", "--control-scale", "-1"], "--control-scale must be a finite number >= 0"),
     (["--control", "pose", "--control-start", "0.9", "--control-end", "0.1"], "--control-start"),
     (["--control", "pose", "--controlnet", "a", "--controlnet", "b"], "one per --control kind"),
     (["--control", "pose", "--weights", "SET"], "has no pose ControlNet: train one"),
@@ -298,7 +297,47 @@ def test_bad_control_options_are_one_line(run_cli, ref_photo, pose_video, tiny_o
 
 
 def test_a_short_depth_file_is_refused(run_cli, ref_photo, pose_video, tmp_path):
-    short = _DepthClip.from_nearness(np.random.default_rng(0).random((2, 48, 32)), 12).save(tmp_path / "s.depth.npz")
+    short = DepthClip.from_nearness(np.random.default_rng(0).random((2, 48, 32)), 12).save(tmp_path / "s.depth.npz")
     result = run_cli(_infer(ref_photo, pose_video(6), "--weights", "random:tiny", "--control", "depth", "--depth", short,
                             "-o", "x.mp4"))
     assert result.code == 2 and "2 frames, the dance has 4" in result.err
+
+
+def test_a_broken_controlnet_entry_is_one_line(set_with_depth, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folder, _ = set_with_depth
+    with safe_open(str(folder / "animate.safetensors"), "pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    for broken in ({**metadata, "controlnets": "{not json"}, {k: v for k, v in metadata.items() if k != "controlnets"},
+                   {**metadata, "controlnets": '{"depth": {"config": {}, "motion_pe": null}}'}):
+        save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=broken)
+        with pytest.raises(AnimateError, match="bad.safetensors: (unreadable ControlNet entry|ControlNet 'depth')"):
+            load_controlnet(tmp_path / "bad.safetensors", "depth")
+
+
+def test_a_controlnet_of_another_size_is_refused(tmp_path, run_cli, ref_photo, pose_video):
+    """A ControlNet whose conditioning embedding downsamples 4x cannot join a UNet whose VAE is 8x: one line."""
+    models = build_random_models("tiny")
+    VideoControlNet.from_animate_unet(models.animate_unet, latent_scale=4).controlnet.save_pretrained(tmp_path / "cn")
+    result = run_cli(_infer(ref_photo, pose_video(6), "--weights", "random:tiny", "--control", "pose",
+                            "--controlnet", tmp_path / "cn", "-o", "x.mp4"))
+    assert result.code == 2 and "downsamples by 4, the VAE by 8" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+class _ShortTable:
+    """A ControlNet stand-in whose motion table covers 4 frames."""
+
+    motion_pe_length = 4
+
+    def __init__(self, net):
+        self.net = net
+
+
+def test_a_window_longer_than_the_controlnets_motion_table_is_refused(pipeline, trained):
+    settings = dataclasses.replace(SETTINGS, context_frames=6, context_overlap=1)
+    with pytest.raises(AnimateError, match="exceeds the ControlNet's motion table"):
+        pipeline.denoise(PHOTO, _frames(40, 0), settings, progress=False,
+                         controls=[Control(_ShortTable(trained), _frames(40, 1))])

@@ -284,6 +284,8 @@ def _infer(args) -> None:
         raise AnimateError("infer needs --ref and --pose (or --jobs FILE)")
     if args.jobs is not None and (args.ref is not None or args.pose is not None or args.out is not None):
         raise AnimateError("--jobs takes the photos, poses and outputs from its file: drop --ref/--pose/-o")
+    if args.jobs is not None and args.depth not in (None, "auto"):
+        raise AnimateError("--depth PATH is one dance's depth: with --jobs, use --depth auto")
     from .controls import ControlOptions
 
     controls = _options(ControlOptions, args, controlnet=tuple(args.controlnet or ()))

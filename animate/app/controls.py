@@ -14,9 +14,9 @@ from ..depth.video import video_depth
 from ..errors import AnimateError
 from ..media.video import fit_frame, probe_video
 from ..models.bundle import AnimateModels
-from ..models.controlnet import KINDS, VideoControlNet
-from ..models.controlnet_files import DEFAULT_SCALE, load_controlnet
-from ..pipeline.animate import Control, PoseFrames as FrameSource
+from ..models.controlnet import VideoControlNet, check_control_scale, check_fits
+from ..models.controlnet_files import DEFAULT_SCALE, check_kind, load_controlnet
+from ..pipeline.animate import Control, PoseFrames as FrameSource, check_control_range
 from ..pose.frames import PoseArray, PoseFrames
 from ..pose.keypoints import PoseSequence
 from ..pose.retarget import Placement
@@ -44,10 +44,7 @@ def control_kinds(options: ControlOptions) -> list[str]:
             if value:
                 raise AnimateError(f"{flag} goes with --control")
         return []
-    kinds = [kind.strip() for kind in options.control.split(",")]
-    for kind in kinds:
-        if kind not in KINDS:
-            raise AnimateError(f"unknown --control {kind!r} (choose from {', '.join(KINDS)}, or pose,depth)")
+    kinds = [check_kind(kind.strip()) for kind in options.control.split(",")]
     if len(set(kinds)) != len(kinds):
         raise AnimateError(f"--control names a kind twice: {options.control}")
     if options.controlnet and len(options.controlnet) != len(kinds):
@@ -55,13 +52,14 @@ def control_kinds(options: ControlOptions) -> list[str]:
     return kinds
 
 
-def check_controls(options: ControlOptions, pose_type: str) -> list[str]:
+def check_control_options(options: ControlOptions, pose_type: str) -> list[str]:
     """Every cheap check of the control options and inputs, before any model loads; the kinds."""
     kinds = control_kinds(options)
     scales(options, kinds, {})
-    if not 0 <= options.control_start < options.control_end <= 1:
-        raise AnimateError(f"--control-start and --control-end need 0 <= start < end <= 1, "
-                           f"got {options.control_start} and {options.control_end}")
+    check_control_range(options.control_start, options.control_end)
+    for path in options.controlnet:
+        if not Path(path).exists():
+            raise AnimateError(f"--controlnet {path}: not found")
     if "depth" not in kinds:
         if options.depth:
             raise AnimateError("--depth goes with --control depth")
@@ -95,16 +93,19 @@ def scales(options: ControlOptions, kinds: list[str], defaults: dict[str, float]
         raise AnimateError(f"--control-scale takes numbers, got {options.control_scale!r}") from None
     if len(given) not in (1, len(kinds)):
         raise AnimateError(f"--control-scale: one scale, or one per --control kind ({len(kinds)}), got {len(given)}")
-    if not all(np.isfinite(value) and value >= 0 for value in given):
-        raise AnimateError(f"--control-scale must be finite and >= 0, got {options.control_scale}")
+    for value in given:
+        check_control_scale(value)
     return dict(zip(kinds, given * len(kinds) if len(given) == 1 else given))
 
 
 def add_controlnets(models: AnimateModels, options: ControlOptions, weights: str) -> list[str]:
-    """Put the run's ControlNets into the loaded models (--controlnet files, else the set's); notes to show. Random
-    weights get fresh ControlNets copied from the UNet (they change nothing: a smoke run)."""
-    notes = []
-    for index, kind in enumerate(control_kinds(options)):
+    """Put the run's ControlNets into the loaded models (--controlnet files, else the set's), checked to fit them, and
+    drop the set's others (they would only take device memory); notes to show. Random weights get fresh ControlNets
+    copied from the UNet (they change nothing: a smoke run)."""
+    notes, kinds = [], control_kinds(options)
+    for kind in [kind for kind in models.controlnets if kind not in kinds]:
+        del models.controlnets[kind]
+    for index, kind in enumerate(kinds):
         if options.controlnet:
             net, scale = load_controlnet(options.controlnet[index], kind)
             models.controlnets[kind], models.control_scales[kind] = net, scale
@@ -117,6 +118,8 @@ def add_controlnets(models: AnimateModels, options: ControlOptions, weights: str
         else:
             raise AnimateError(f"{weights} has no {kind} ControlNet: train one with `animate train control "
                                f"control.kind={kind} ...`, or pass --controlnet PATH")
+        source = str(options.controlnet[index]) if options.controlnet else weights
+        check_fits(models.controlnets[kind], models.animate_unet, models.latent_scale, source)
     return notes
 
 

@@ -20,7 +20,7 @@ from ..pose.retarget import Placement
 from ..pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
                            load_keypoints, pose_image_files, renderer)
 from ..profiles import Profile, get_profile
-from .controls import ControlOptions, add_controlnets, check_controls, depth_frames, run_controls
+from .controls import ControlOptions, add_controlnets, check_control_options, depth_frames, run_controls
 from .outputs import FrameFolder, check_output_folder, published_together
 from ..pipeline.guidance import check_guidance
 from ..media.upscale import UPSCALER_DIR, Upscaler, check_tile, upscaler_weights
@@ -153,7 +153,7 @@ def check_case(options: InferOptions) -> CaseInputs:
             check_torch_file(weights)
     if pose_type == "keypoints":  # a bad keypoint file too (read again, cheaply, when the case runs)
         load_keypoints(Path(options.pose))
-    kinds = check_controls(options.controls, pose_type)
+    kinds = check_control_options(options.controls, pose_type)
     return CaseInputs(reference, pose_type, out, tuple(kinds))
 
 
@@ -202,8 +202,8 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     if audio is not None and options.fps and abs(options.fps - pose_fps) > 1e-3 and audio_codec(audio):
         print(f"note: --fps {options.fps:g} differs from the dance's {pose_fps:g} fps: its audio will not line up",
               file=sys.stderr)
+    depth = None
     try:
-        depth = None
         if "depth" in inputs.control_kinds:
             depth = depth_frames(options.controls, Path(options.pose), dance and dance.driving,
                                  dance and dance.placement, reference.size, (width, height), len(poses),
@@ -214,6 +214,8 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
         return outputs.write(pipeline.decode(latents))
     finally:
         poses.close()
+        if depth is not None:
+            depth.close()
 
 
 def session_upscaler(session: InferSession, options: InferOptions) -> Upscaler | None:

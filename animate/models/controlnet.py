@@ -16,6 +16,8 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 from einops import rearrange
 from torch import nn
 
+from ..errors import AnimateError
+
 from .unet import AnimateUNet, FrameCall, FrameModel, build_unet
 
 CONDITIONING_CHANNELS = (16, 32, 96, 256)  # diffusers' (and the SD-1.5 ControlNets') conditioning embedding: 8x
@@ -29,6 +31,34 @@ def conditioning_channels(latent_scale: int) -> tuple[int, ...]:
     if 2**stages != latent_scale or not 1 <= stages <= len(CONDITIONING_CHANNELS) - 1:
         raise ValueError(f"no conditioning embedding for a latent scale of {latent_scale}")
     return CONDITIONING_CHANNELS[:stages + 1]
+
+
+FITTING = ("in_channels", "block_out_channels", "layers_per_block", "down_block_types", "cross_attention_dim")
+
+
+def check_fits(net: "VideoControlNet", animate_unet: AnimateUNet, latent_scale: int, source: str) -> None:
+    """Refuse, in one line, a ControlNet whose residuals cannot join this UNet's call: other block widths or layout,
+    another context width, or a conditioning embedding that downsamples by another factor than the VAE."""
+    mine, theirs = net.controlnet.config, animate_unet.unet.config
+    for key in FITTING:
+        if _plain(mine[key]) != _plain(theirs[key]):
+            raise AnimateError(f"{source}: the ControlNet's {key} {_plain(mine[key])} does not fit the denoising "
+                               f"UNet's {_plain(theirs[key])} (a ControlNet of another model size)")
+    factor = 2 ** (len(mine["conditioning_embedding_out_channels"]) - 1)
+    if factor != latent_scale:
+        raise AnimateError(f"{source}: the ControlNet's conditioning embedding downsamples by {factor}, the VAE by "
+                           f"{latent_scale}")
+
+
+def _plain(value):
+    """Config values compared as lists (JSON gives lists, a fresh config tuples)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def check_control_scale(scale: float) -> None:
+    """Refuse a control scale that is not a finite number >= 0."""
+    if not (math.isfinite(scale) and scale >= 0):
+        raise AnimateError(f"--control-scale must be a finite number >= 0, got {scale}")
 
 
 def plain_unet(animate_unet: AnimateUNet) -> UNet2DConditionModel:
@@ -87,6 +117,8 @@ class VideoControlNet(FrameModel):
         batch, _, num_frames = latents.shape[:3]
         sample = rearrange(latents, "b c f h w -> (b f) c h w")
         images = rearrange(control, "b c f h w -> (b f) c h w")
+        if sample.shape[0] % images.shape[0]:
+            raise ValueError(f"control images for {control.shape[0]} videos cannot be shared by {batch}")
         if images.shape[0] != sample.shape[0]:
             images = images.repeat(sample.shape[0] // images.shape[0], 1, 1, 1)
         if torch.is_tensor(timestep) and timestep.dim() == 1 and len(timestep) == batch:

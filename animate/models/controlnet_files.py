@@ -10,12 +10,14 @@ from pathlib import Path
 import torch
 from diffusers import ControlNetModel
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
-from ..pretrained import load_pretrained, no_progress_bars
+from ..pretrained import no_progress_bars
 from ..strict import check_state_dict
-from .controlnet import KINDS, VideoControlNet
+from ..torch_files import load_torch_file
+from .controlnet import KINDS, VideoControlNet, check_control_scale
 
 PREFIX = "controlnet"
 METADATA_KEY = "controlnets"  # JSON: {kind: {"config": ControlNetModel config, "motion_pe": int | null, "scale": float}}
@@ -46,17 +48,26 @@ def check_kind(kind: str) -> str:
 
 
 def split_keys(tensors: dict[str, torch.Tensor], metadata: dict[str, str], source: Path) -> dict[str, ControlNetState]:
-    """The ControlNets among a weight file's `controlnet.<kind>.<key>` tensors, with their metadata."""
-    info = json.loads(metadata.get(METADATA_KEY) or "{}")
-    found: dict[str, dict[str, torch.Tensor]] = {}
-    for key, tensor in tensors.items():
-        _, kind, name = key.split(".", 2)
-        found.setdefault(kind, {})[name] = tensor
-    missing = set(found) ^ set(info)
-    if missing:
-        raise AnimateError(f"{source}: ControlNet {sorted(missing)[0]!r} has tensors or metadata but not both")
-    return {kind: ControlNetState(state, info[kind]["config"], info[kind]["motion_pe"], float(info[kind]["scale"]))
-            for kind, state in found.items()}
+    """The ControlNets among a weight file's `controlnet.<kind>.<key>` tensors, with their metadata; anything
+    malformed is one line naming the file."""
+    try:
+        info = json.loads(metadata.get(METADATA_KEY) or "{}")
+        found: dict[str, dict[str, torch.Tensor]] = {}
+        for key, tensor in tensors.items():
+            _, kind, name = key.split(".", 2)
+            found.setdefault(kind, {})[name] = tensor
+        if set(found) != set(info):
+            odd = sorted(set(found) ^ set(info))[0]
+            raise AnimateError(f"{source}: ControlNet {odd!r} has tensors or metadata but not both")
+        states = {kind: ControlNetState(state, dict(info[kind]["config"]),
+                                        None if info[kind]["motion_pe"] is None else int(info[kind]["motion_pe"]),
+                                        float(info[kind]["scale"])) for kind, state in found.items()}
+    except (ValueError, KeyError, TypeError) as err:
+        raise AnimateError(f"{source}: unreadable ControlNet entry ({first_line(err)})") from None
+    for kind, state in states.items():
+        check_kind(kind)
+        check_control_scale(state.scale)
+    return states
 
 
 def tensors_and_metadata(states: dict[str, ControlNetState], cast) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -80,17 +91,32 @@ def build(state: ControlNetState, source: Path, kind: str) -> VideoControlNet:
 
 def _ours(path: Path, kind: str) -> tuple[VideoControlNet, float]:
     """The `kind` ControlNet of one of our weight files."""
-    prefix = f"{PREFIX}.{kind}."
     try:
         with safe_open(str(path), "pt") as f:
             metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}
+            tensors = {key: f.get_tensor(key) for key in f.keys() if key.startswith(f"{PREFIX}.")}
     except Exception as err:
         raise AnimateError(f"{path}: not a readable weight file ({first_line(err)})") from None
-    if not tensors:
+    states = split_keys(tensors, metadata, path)
+    if kind not in states:
         raise AnimateError(f"{path}: holds no {kind} ControlNet")
-    state = split_keys(tensors, {METADATA_KEY: json.dumps({kind: json.loads(metadata[METADATA_KEY])[kind]})}, path)
-    return build(state[kind], path, kind), state[kind].scale
+    return build(states[kind], path, kind), states[kind].scale
+
+
+def _diffusers_folder(path: Path, kind: str) -> VideoControlNet:
+    """A diffusers ControlNetModel folder: an image ControlNet, or a Video ControlNet when its weights hold motion
+    modules (as `save_pretrained` of ours writes them)."""
+    try:
+        config = {k: v for k, v in ControlNetModel.load_config(str(path)).items() if not k.startswith("_")}
+    except (OSError, ValueError) as err:
+        raise AnimateError(f"{path}: not a diffusers ControlNet folder ({first_line(err)})") from None
+    files = [path / name for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")]
+    weights = next((file for file in files if file.is_file()), None)
+    if weights is None:
+        raise AnimateError(f"{path}: no diffusion_pytorch_model.safetensors or .bin")
+    state = load_file(str(weights)) if weights.suffix == ".safetensors" else load_torch_file(weights)
+    tables = {v.shape[1] for k, v in state.items() if k.endswith("pos_encoder.pe")}
+    return build(ControlNetState(state, config, max(tables) if tables else None, DEFAULT_SCALE[kind]), path, kind)
 
 
 def _is_ours(path: Path) -> bool:
@@ -110,8 +136,7 @@ def load_controlnet(path: str | Path, kind: str) -> tuple[VideoControlNet, float
     if ours.is_file() and ours.suffix == ".safetensors" and _is_ours(ours):
         return _ours(ours, kind)
     if path.is_dir():
-        net = load_pretrained(ControlNetModel, path, f"{kind} ControlNet", path)
-        return VideoControlNet(net), DEFAULT_SCALE[kind]
+        return _diffusers_folder(path, kind), DEFAULT_SCALE[kind]
     if not path.is_file():
         raise AnimateError(f"--controlnet {path}: not found")
     config = model_size_dir("sd15") / "controlnet"

@@ -14,7 +14,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from ..dtypes import accumulation_dtype
 from ..errors import AnimateError
 from ..models.bundle import AnimateModels
-from ..models.controlnet import VideoControlNet, sum_residuals
+from ..models.controlnet import VideoControlNet, check_control_scale, sum_residuals
 from .guidance import check_guidance, classifier_free_guidance
 from .schedulers import make_scheduler
 from .windows import blend_weights, context_windows
@@ -44,16 +44,23 @@ class Control:
         return not (step / steps < self.start or (step + 1) / steps > self.end)
 
 
-def check_controls(controls: Sequence[Control], num_frames: int) -> None:
-    """Refuse a control whose frames do not match the dance's or whose settings make no sense, in one line."""
+def check_control_range(start: float, end: float) -> None:
+    """Refuse a share of the steps that is not 0 <= start < end <= 1."""
+    if not 0 <= start < end <= 1:
+        raise AnimateError(f"--control-start and --control-end need 0 <= start < end <= 1, got {start} and {end}")
+
+
+def check_controls(controls: Sequence[Control], num_frames: int, context_frames: int) -> None:
+    """Refuse a control whose frames do not match the dance's, whose motion table is shorter than a window, or whose
+    settings make no sense, in one line."""
     for control in controls:
         if len(control.frames) != num_frames:
             raise AnimateError(f"the control frames number {len(control.frames)}, the pose frames {num_frames}")
-        if not (np.isfinite(control.scale) and control.scale >= 0):
-            raise AnimateError(f"--control-scale must be a finite number >= 0, got {control.scale}")
-        if not 0 <= control.start < control.end <= 1:
-            raise AnimateError(f"--control-start and --control-end need 0 <= start < end <= 1, "
-                               f"got {control.start} and {control.end}")
+        table = control.net.motion_pe_length
+        if table is not None and context_frames > table:
+            raise AnimateError(f"--context-frames {context_frames} exceeds the ControlNet's motion table ({table})")
+        check_control_scale(control.scale)
+        check_control_range(control.start, control.end)
 
 
 @dataclass
@@ -184,7 +191,7 @@ class AnimatePipeline:
         num_frames = len(poses)
         if num_frames < 1:
             raise AnimateError("the pose input has no frames")
-        check_controls(controls, num_frames)
+        check_controls(controls, num_frames, settings.context_frames)
         models = self.models
         reference_latents, clip_context = self.encode_reference(image, settings.width, settings.height)
         reference = None

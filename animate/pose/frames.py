@@ -83,3 +83,6 @@ class PoseArray:
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop)."""
         return self.frames[start:stop]
+
+    def close(self) -> None:
+        """Nothing to release (the same call as PoseFrames')."""
