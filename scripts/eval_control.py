@@ -6,7 +6,8 @@ three ways, each at the given sampling seeds:
 - cross-figure depth (the real use): the exact depth of a *different* figure (the next held-out video's) dancing the
   same dance in the same room, placed on the photo's figure only by the retargeting's global alignment (scale and
   offset of the first frame), at each --scales value;
-- oracle depth: the held-out figure's own exact depth (it contains the answer's outline).
+- oracle depth: the held-out figure's own exact depth (it contains the answer's outline);
+- black depth: the ControlNet on all-black frames (what it adds without any depth: a control for the control).
 Scores per video against the rendered truth: PSNR, SSIM, L1, flicker (animate eval's), the figure-mask IoU (the
 predicted mask: pixels more than --mask-threshold from the known empty room in any channel; the truth's: its part
 labels), and PSNR over the limb-crossing frames alone (a wrist or elbow in front of the torso: between the shoulders
@@ -100,8 +101,8 @@ def crossing_frames(entry: dict) -> np.ndarray:
 def scores(pred: Path, entry: dict, threshold: float) -> dict:
     """animate eval's scores, the figure-mask IoU and the PSNR of the limb-crossing frames."""
     result = evaluate_pair(pred, entry["video"])
-    frames = read_video_frames(pred).astype(np.float64) / 255
-    truth = read_video_frames(entry["video"]).astype(np.float64) / 255
+    frames = read_video_frames(pred).astype(np.float64)  # in [0, 1]
+    truth = read_video_frames(entry["video"]).astype(np.float64)
     room = make_background(entry["dance_seed"], entry["width"], entry["height"]).astype(np.float64) / 255
     predicted = np.abs(frames - room).max(-1) > threshold
     masks = truth_masks(entry)
@@ -119,8 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     entries = test_entries(args.data)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = {"no control": (None, 0.0)}
-    runs |= {f"cross-figure depth, scale {s:g}": ("cross", float(s)) for s in args.scales.split(",")}
+    runs |= {f"cross-figure depth, scale {float(s):g}": ("cross", float(s)) for s in args.scales.split(",")}
     runs[f"oracle depth (own exact depth), scale {args.oracle_scale:g}"] = ("oracle", args.oracle_scale)
+    runs[f"black depth (no depth at all), scale {args.oracle_scale:g}"] = ("black", args.oracle_scale)
     table: dict[str, dict[int, list[dict]]] = {run: {seed: [] for seed in seeds} for run in runs}
     with tempfile.TemporaryDirectory(prefix="eval-control-") as tmp:
         base = InferOptions(ref=Path(), pose=Path(), weights=args.weights, steps=args.steps, cfg=args.cfg,
@@ -128,12 +130,14 @@ def main(argv: list[str] | None = None) -> None:
         session = open_session(base)
         cross = {e["name"]: cross_figure_depth(e, entries[(i + 1) % len(entries)], Path(tmp) / f"{e['name']}.depth.npz")
                  for i, e in enumerate(entries)}
+        black = DepthClip(np.zeros((entries[0]["frames"], entries[0]["height"], entries[0]["width"]), np.uint16), 0.0,
+                          1.0, entries[0]["fps"]).save(Path(tmp) / "black.depth.npz")
         for run, (source, scale) in runs.items():
             for seed in seeds:
                 for entry in entries:
                     controls = ControlOptions()
                     if source is not None:
-                        depth = cross[entry["name"]] if source == "cross" else entry["depth"]
+                        depth = {"cross": cross[entry["name"]], "oracle": entry["depth"], "black": black}[source]
                         controls = ControlOptions(control="depth", depth=str(depth), control_scale=str(scale))
                     out = Path(tmp) / f"{len(table[run][seed])}-{seed}-{abs(hash(run))}.mp4"
                     options = dataclasses.replace(base, ref=entry["ref"], pose=entry["pose"], width=entry["width"],
