@@ -300,7 +300,7 @@ def test_a_short_depth_file_is_refused(run_cli, ref_photo, pose_video, tmp_path)
     short = DepthClip.from_nearness(np.random.default_rng(0).random((2, 48, 32)), 12).save(tmp_path / "s.depth.npz")
     result = run_cli(_infer(ref_photo, pose_video(6), "--weights", "random:tiny", "--control", "depth", "--depth", short,
                             "-o", "x.mp4"))
-    assert result.code == 2 and "2 frames, the dance has 4" in result.err
+    assert result.code == 2 and result.err.strip().splitlines() == [f"error: --depth {short}: 2 frames, the dance has 4"]
 
 
 def test_a_broken_controlnet_entry_is_one_line(set_with_depth, tmp_path):

@@ -83,6 +83,16 @@ def check_control_options(options: ControlOptions, pose_type: str) -> list[str]:
     return kinds
 
 
+def check_depth_length(options: ControlOptions, num_frames: int) -> None:
+    """Refuse a given depth video or .depth.npz with fewer frames than the dance uses (auto makes its own)."""
+    depth = options.depth or "auto"
+    if depth == "auto":
+        return
+    count = len(DepthClip.load(depth).levels) if depth.endswith(DEPTH_SUFFIX) else probe_video(depth).num_frames
+    if count < num_frames:
+        raise AnimateError(f"--depth {depth}: {count} frames, the dance has {num_frames}")
+
+
 def scales(options: ControlOptions, kinds: list[str], defaults: dict[str, float]) -> dict[str, float]:
     """Each kind's scale: --control-scale (one for all, or one per kind), else the weight set's, else the default."""
     if options.control_scale is None:
@@ -134,14 +144,10 @@ def depth_frames(options: ControlOptions, dance: Path, driving: PoseSequence | N
         clip = video_depth(dance, model, driving, size, placement, photo_size, options.depth_size,
                            max_frames=num_frames, progress=progress)
         return PoseArray(clip.frames())
+    check_depth_length(options, num_frames)
     if depth.endswith(DEPTH_SUFFIX):
         clip = DepthClip.load(depth)
-        if len(clip.levels) < num_frames:
-            raise AnimateError(f"--depth {depth}: {len(clip.levels)} frames, the dance has {num_frames}")
         return PoseArray(np.stack([fit_frame(frame, *size) for frame in clip.frames(0, num_frames)]))
-    count = probe_video(depth).num_frames
-    if count < num_frames:
-        raise AnimateError(f"--depth {depth}: {count} frames, the dance has {num_frames}")
     return PoseFrames.from_video(depth, size[0], size[1], num_frames)
 
 

@@ -20,7 +20,8 @@ from ..pose.retarget import Placement
 from ..pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
                            load_keypoints, pose_image_files, renderer)
 from ..profiles import Profile, get_profile
-from .controls import ControlOptions, add_controlnets, check_control_options, depth_frames, run_controls
+from .controls import (ControlOptions, add_controlnets, check_control_options, check_depth_length, depth_frames,
+                       run_controls)
 from .outputs import FrameFolder, check_output_folder, published_together
 from ..pipeline.guidance import check_guidance
 from ..media.upscale import UPSCALER_DIR, Upscaler, check_tile, upscaler_weights
@@ -154,7 +155,20 @@ def check_case(options: InferOptions) -> CaseInputs:
     if pose_type == "keypoints":  # a bad keypoint file too (read again, cheaply, when the case runs)
         load_keypoints(Path(options.pose))
     kinds = check_control_options(options.controls, pose_type)
+    if "depth" in kinds:  # a given depth too short for the dance, before any model loads
+        check_depth_length(options.controls, dance_length(options, pose_type))
     return CaseInputs(reference, pose_type, out, tuple(kinds))
+
+
+def dance_length(options: InferOptions, pose_type: str) -> int:
+    """How many of the dance's frames the run uses (-L included)."""
+    if pose_type == "keypoints":
+        count = len(load_keypoints(Path(options.pose)))
+    elif Path(options.pose).is_dir():
+        count = len(pose_image_files(Path(options.pose)))
+    else:
+        count = probe_video(options.pose).num_frames
+    return min(count, options.max_frames or count)
 
 
 def open_session(options: InferOptions) -> InferSession:
