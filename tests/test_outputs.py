@@ -209,9 +209,28 @@ def write_jobs(folder: Path, text: str) -> Path:
     return path
 
 
+class WriteRecorder:
+    """A text stream that forwards to another and keeps each write call's text."""
+
+    def __init__(self, stream):
+        self.stream, self.writes = stream, []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def test_jobs_file_with_a_bad_case_finishes_the_others(run_cli, ref_photo, pose_video, tmp_path, monkeypatch):
     from animate.app import infer
 
+    # Unbuffered (PYTHONUNBUFFERED, as CI runs), each write is a system call: several processes on one pipe splice
+    # their lines together unless every line is written whole, in one call.
+    stdout, stderr = WriteRecorder(sys.stdout), WriteRecorder(sys.stderr)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
     loads = []
     load_models = infer.load_models
     monkeypatch.setattr(infer, "load_models", lambda *a, **k: loads.append(a) or load_models(*a, **k))
@@ -239,6 +258,19 @@ cases:
     assert any("multiple of 8" in line for line in err if line.startswith("error: "))
     assert "2 of 4 cases done, 2 failed" in result.err and "Traceback" not in result.err
     assert partials(tmp_path) == []
+    assert stdout.writes and all(text.endswith("\n") for text in stdout.writes + stderr.writes), stderr.writes
+
+
+def test_every_console_line_is_written_whole():
+    """No `print` outside animate/app/messages.py: print writes a line's text and its newline in two calls."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    prints = [f"{path.relative_to(root)}:{node.lineno}"
+              for folder in ("animate", "stages", "data_tools") for path in sorted((root / folder).rglob("*.py"))
+              for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    assert prints == []
 
 
 @pytest.mark.parametrize("text, message", [
@@ -286,7 +318,7 @@ def test_jobs_split_across_two_accelerate_processes(ref_photo, pose_video, tmp_p
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
                str(port), "-m", "animate.app.cli", "infer", "--jobs", str(jobs), "--weights", "random:tiny", "--no-progress"]
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     stem = f"{ref_photo.stem}_{pose_video(3).stem}_42"

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from ..errors import AnimateError, Terminated, error_summary
 from ..depth.release import DEFAULT_DEPTH_MODEL, INPUT_SIDE
+from .messages import say
 
 T = TypeVar("T")
 UPSCALER_CHOICES = ("realesrgan-x4plus", "realesrgan-x2plus", "realesr-general-x4v3", "realesr-animevideov3")
@@ -291,7 +292,7 @@ def _infer(args) -> None:
     controls = _options(ControlOptions, args, controlnet=tuple(args.controlnet or ()))
     options = _options(InferOptions, args, progress=not args.no_progress, controls=controls)
     if args.jobs is None:
-        print(run_infer(options))
+        say(run_infer(options), sys.stdout)
         return
     from .jobs import run_jobs
 
@@ -302,36 +303,36 @@ def _infer(args) -> None:
 def _synth(args) -> None:
     from data_tools.synth import SynthOptions, synthesize
 
-    print(synthesize(SynthOptions(
+    say(synthesize(SynthOptions(
         out=args.out, train_videos=args.train, test_videos=args.test, frames=args.frames, width=args.width,
         height=args.height, fps=args.fps, seed=args.seed, profile=args.profile, force=args.force, workers=args.workers,
-    )))
+    )), sys.stdout)
 
 
 def _eval(args) -> None:
     from .evaluation import run_eval
 
-    print(run_eval(args.pred, args.gt, args.json))
+    say(run_eval(args.pred, args.gt, args.json), sys.stdout)
 
 
 def _upscale(args) -> None:
     from .upscale_job import UpscaleOptions, run_upscale
 
-    print(run_upscale(_options(UpscaleOptions, args, tile=args.upscale_tile, progress=not args.no_progress)))
+    say(run_upscale(_options(UpscaleOptions, args, tile=args.upscale_tile, progress=not args.no_progress)), sys.stdout)
 
 
 def _pose(args) -> None:
     from .pose_job import PoseOptions, run_pose
 
-    print(run_pose(_options(PoseOptions, args, progress=not args.no_progress,
-                            dwpose_dir=args.dwpose_dir or Path("pretrained_weights"))))
+    say(run_pose(_options(PoseOptions, args, progress=not args.no_progress,
+                            dwpose_dir=args.dwpose_dir or Path("pretrained_weights"))), sys.stdout)
 
 
 def _depth(args) -> None:
     from .depth_job import DepthOptions, run_depth
 
-    print(run_depth(_options(DepthOptions, args, progress=not args.no_progress,
-                             dwpose_dir=args.dwpose_dir or Path("pretrained_weights"))))
+    say(run_depth(_options(DepthOptions, args, progress=not args.no_progress,
+                             dwpose_dir=args.dwpose_dir or Path("pretrained_weights"))), sys.stdout)
 
 
 def _train(args) -> None:
@@ -342,7 +343,7 @@ def _train(args) -> None:
     config = args.config or CONFIG_DIR / "train" / f"{default}.yaml"
     train = {"stage1": stage1.train, "stage2": stage2.train, "control": control.train,
              "autoencoder": autoencoder.train}[args.stage]
-    print(train(config, args.overrides, resume_from=args.resume))
+    say(train(config, args.overrides, resume_from=args.resume), sys.stdout)
 
 
 
@@ -353,10 +354,10 @@ def _download(args) -> None:
         raise AnimateError("--hub-mirror goes with --upscaler")
     if args.upscaler:
         for name in args.upscaler:
-            print(download_upscaler(name, args.dir, args.hub_mirror))
+            say(download_upscaler(name, args.dir, args.hub_mirror), sys.stdout)
         return
     download_weights(args.dir, args.weight_set)
-    print(args.dir)
+    say(args.dir, sys.stdout)
 
 
 def _convert(args) -> None:
@@ -364,19 +365,19 @@ def _convert(args) -> None:
     from ..models.weights import load_models, save_weight_set
 
     models = load_models(args.src, motion_module=args.motion_module)
-    print(save_weight_set(models, args.out, args.layout, DTYPES[args.dtype]))
+    say(save_weight_set(models, args.out, args.layout, DTYPES[args.dtype]), sys.stdout)
 
 
 def _prepare(args) -> None:
     from data_tools.prepare import PrepareOptions, prepare_dataset
 
-    print(prepare_dataset(PrepareOptions(
+    say(prepare_dataset(PrepareOptions(
         videos_dir=args.videos, data_dir=args.out, profile=args.profile, workers=args.workers,
         val_fraction=args.val_fraction, seed=args.seed, min_frames=args.min_frames, max_missing=args.max_missing,
         min_person_height=args.min_person_height, pose_backend=args.pose_backend,
         dwpose_dir=args.dwpose_dir or Path("pretrained_weights"), depth=args.depth, depth_model=args.depth_model,
         depth_size=args.depth_size, device=args.device, progress=not args.no_progress,
-    )))
+    )), sys.stdout)
 
 
 class JobsFailed(Exception):
@@ -398,7 +399,7 @@ def _quiet_libraries() -> None:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A library warning as one `warning:` line on stderr (no file, line or source)."""
-    print(f"warning: {message}", file=sys.stderr)
+    say(f"warning: {message}")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -426,22 +427,21 @@ def main(argv: list[str] | None = None) -> int:
     except JobsFailed:
         return 1
     except AnimateError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(f"error: {err}")
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
     except Terminated as stop:
-        print(f"terminated{f': {stop}' if str(stop) else ''}", file=sys.stderr)
+        say(f"terminated{f': {stop}' if str(stop) else ''}")
         return 143
     except Exception as err:  # a bug or an environment problem: still one line, traceback on request
         if os.environ.get("ANIMATE_DEBUG"):
             raise
         if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            print(f"error: no space left on device{f' (writing {err.filename})' if err.filename else ''}",
-                  file=sys.stderr)
+            say(f"error: no space left on device{f' (writing {err.filename})' if err.filename else ''}")
             return 2  # as when ffmpeg reports it: something the user can fix
-        print(f"error: {error_summary(err)} (set ANIMATE_DEBUG=1 for the traceback)", file=sys.stderr)
+        say(f"error: {error_summary(err)} (set ANIMATE_DEBUG=1 for the traceback)")
         return 1
     return 0
 

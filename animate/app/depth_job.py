@@ -1,7 +1,6 @@
 """`animate depth`: a dance video to its depth video (near bright, steady over time, placed like the pose) and the
 lossless `.depth.npz` beside it."""
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ..media.video import probe_video
 from ..pose.keypoints import PoseSequence
 from ..pose.sources import Backend, driving_keypoints, fit_to_photo, load_keypoints
 from ..profiles import get_profile
+from .messages import say
 from .outputs import check_output_folder
 
 
@@ -109,6 +109,6 @@ def run_depth(options: DepthOptions) -> Path:
     clip = video_depth(options.video, model, people, out_size, placement, frame, options.depth_size,
                        options.batch_size, options.max_frames, options.progress)
     write_depth(clip, options.out, maps_path(options.out), options.crf, overwrite=options.force)
-    print(f"depth of {len(clip.levels)} frames at {out_size[0]}x{out_size[1]}: {options.out} "
-          f"(float maps: {maps_path(options.out)})", file=sys.stderr)
+    say(f"depth of {len(clip.levels)} frames at {out_size[0]}x{out_size[1]}: {options.out} "
+        f"(float maps: {maps_path(options.out)})")
     return options.out

@@ -2,7 +2,6 @@
 
 import hashlib
 import shutil
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from ..atomic import atomic_path
 from ..errors import AnimateError, first_line
 from ..depth.release import DEPTH_DIR, DEPTH_FILES, DEPTH_REPO
 from ..paths import model_size_dir
+from .messages import say
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def _reason(error: BaseException) -> str:
 def _say(message: str, progress: bool) -> None:
     """Print a progress line to stderr when progress is on."""
     if progress:
-        print(message, file=sys.stderr)
+        say(message)
 
 
 def download_upscaler(name: str, target: Path, hub_repo: str | None = None, progress: bool = True) -> Path:

@@ -1,6 +1,5 @@
 """`animate infer`: a photo and a pose video in, an mp4 of that person dancing out."""
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +19,7 @@ from ..pose.retarget import Placement
 from ..pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
                            load_keypoints, pose_image_files, renderer)
 from ..profiles import Profile, get_profile
+from .messages import say
 from .controls import (ControlOptions, add_controlnets, check_control_options, check_depth_length, depth_frames,
                        run_controls)
 from .outputs import FrameFolder, check_output_folder, published_together
@@ -208,14 +208,13 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     keypoints = None if dance is None else dance.fitted
     # Only once every option and input has been accepted: a rejected run's stderr is its one error line.
     for note in session.notes:
-        print(note, file=sys.stderr)
+        say(note)
     session.notes.clear()
     poses, pose_fps = pose_frames(options, keypoints, profile, width, height)
     fps = options.fps or pose_fps
     audio = Path(options.pose) if inputs.pose_type in ("video", "skeleton") and Path(options.pose).is_file() else None
     if audio is not None and options.fps and abs(options.fps - pose_fps) > 1e-3 and audio_codec(audio):
-        print(f"note: --fps {options.fps:g} differs from the dance's {pose_fps:g} fps: its audio will not line up",
-              file=sys.stderr)
+        say(f"note: --fps {options.fps:g} differs from the dance's {pose_fps:g} fps: its audio will not line up")
     depth = None
     try:
         if "depth" in inputs.control_kinds:
@@ -268,8 +267,7 @@ def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: 
     video or folder of its frames as is (a folder at FOLDER_FPS unless --fps says otherwise)."""
     if keypoints is not None:
         return PoseFrames.from_keypoints(keypoints, width, height, renderer(profile)), keypoints.fps
-    print("note: --pose is a rendered skeleton: used as is (it cannot be retargeted to the photo's body)",
-          file=sys.stderr)
+    say("note: --pose is a rendered skeleton: used as is (it cannot be retargeted to the photo's body)")
     if Path(options.pose).is_dir():
         files = pose_image_files(Path(options.pose))[: options.max_frames]
         return PoseFrames.from_images(files, width, height), FOLDER_FPS

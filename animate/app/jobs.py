@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import AnimateError, error_summary, first_line
+from .messages import say
 from .infer import InferOptions, check_case, open_session, run_case
 
 # Options that choose or place the models: the same for every case, so only the command line sets them.
@@ -51,7 +52,7 @@ def load_cases(path: Path, base: InferOptions) -> list[InferOptions]:
         raise AnimateError(f"{path}: a jobs file is a mapping with `test_cases` and/or `cases`")
     ignored = sorted(MOORE_MODEL_KEYS & data.keys())
     if ignored:
-        print(f"note: {path}: ignoring {', '.join(ignored)} (the models come from --weights)", file=sys.stderr)
+        say(f"note: {path}: ignoring {', '.join(ignored)} (the models come from --weights)")
     defaults = {k: v for k, v in data.items() if k not in MOORE_MODEL_KEYS | {"test_cases", "cases"}}
     _check_keys(defaults, path, "top level")
     entries = [{"ref": ref, "pose": pose} for ref, poses in _mapping(data.get("test_cases") or {}, path).items()
@@ -122,21 +123,21 @@ def run_jobs(path: Path, base: InferOptions) -> int:
     for number, options in enumerate(mine, 1):
         options = dataclasses.replace(options, device=base.device)
         label = f"{options.ref} + {options.pose}"
-        print(f"[{number}/{len(mine)}] {label}", file=sys.stderr)
+        say(f"[{number}/{len(mine)}] {label}")
         start = time.perf_counter()
         try:
             out = run_case(session, options, check_case(options))
             results.append(CaseResult(label, out, None, time.perf_counter() - start))
-            print(out)
+            say(out, sys.stdout)
         except AnimateError as err:
             results.append(CaseResult(label, None, str(err), time.perf_counter() - start))
-            print(f"error: {label}: {err}", file=sys.stderr)
+            say(f"error: {label}: {err}")
         except Exception as err:  # a bug in one case must not lose the others; the traceback on request
             results.append(CaseResult(label, None, error_summary(err), time.perf_counter() - start))
-            print(f"error: {label}: {error_summary(err)}", file=sys.stderr)
+            say(f"error: {label}: {error_summary(err)}")
             if os.environ.get("ANIMATE_DEBUG"):
                 traceback.print_exc()
-    print(summary(results, state.process_index, state.num_processes), file=sys.stderr)
+    say(summary(results, state.process_index, state.num_processes))
     if state.num_processes > 1:
         state.wait_for_everyone()
         state.destroy_process_group()

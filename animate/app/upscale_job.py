@@ -1,6 +1,5 @@
 """`animate upscale`: a video in, the same video super-resolved 2x or 4x (with its audio) out."""
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from tqdm.auto import tqdm
 
 from ..errors import AnimateError
 from ..dtypes import resolve_device
+from .messages import say
 from .infer import DEFAULT_UPSCALERS
 from .outputs import check_output_folder
 from ..media.upscale import UPSCALER_DIR, Upscaler, check_tile
@@ -50,7 +50,7 @@ def run_upscale(options: UpscaleOptions) -> Path:
     device, dtype = resolve_device(options.device, options.dtype)
     upscaler = Upscaler(options.upscaler or DEFAULT_UPSCALERS[options.scale], options.scale, options.weights_dir,
                         device=device, dtype=dtype, tile=options.tile)
-    print(upscaler.describe(), file=sys.stderr)
+    say(upscaler.describe())
     frames = read_frames(options.video)
     with VideoWriter(options.out, info.fps, crf=options.crf, audio_from=options.video, overwrite=options.force) as writer, \
             tqdm(total=info.num_frames, desc="upscale", unit="frame", disable=not options.progress) as bar:
