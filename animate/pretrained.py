@@ -21,10 +21,11 @@ def no_progress_bars() -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
-def load_pretrained(cls, folder: Path | None, what: str, root: Path):
-    """cls.from_pretrained(folder), quietly; a missing folder or a file that does not load is a one-line AnimateError."""
-    if folder is None or not (folder / "config.json").is_file():
-        raise AnimateError(f"{root}: no {what} folder with a config.json (see `animate download`)")
+def load_pretrained(cls, folder: Path | None, what: str, root: Path, marker: str = "config.json"):
+    """cls.from_pretrained(folder), quietly; a missing folder (or one without `marker`) or a file that does not load is
+    a one-line AnimateError."""
+    if folder is None or not (folder / marker).is_file():
+        raise AnimateError(f"{root}: no {what} folder with a {marker} (see `animate download`)")
     try:
         with no_progress_bars():
             return cls.from_pretrained(str(folder))

@@ -207,3 +207,17 @@ def test_cli_upscaler_choices_are_the_registry():
     from animate.media.upscale import UPSCALERS
 
     assert UPSCALER_CHOICES == tuple(UPSCALERS)
+
+
+def test_the_text_set_is_sd15s_clip_text_encoder(tmp_path, calls):
+    """`animate download --set text`: openai/clip-vit-large-patch14's model and tokenizer files, into the folder the
+    weight loader looks in."""
+    from animate.models.weights import load_text_encoder
+
+    paths = download_weights(tmp_path, "text", progress=False)
+    assert [name for _, name in calls] == ["config.json", "model.safetensors", "vocab.json", "merges.txt",
+                                           "tokenizer_config.json", "special_tokens_map.json"]
+    assert {repo for repo, _ in calls} == {"openai/clip-vit-large-patch14"}
+    assert {p.parent for p in paths} == {tmp_path / "clip-vit-large-patch14"}
+    with pytest.raises(AnimateError, match="cannot load the text encoder"):  # the fake files: found, then refused
+        load_text_encoder(tmp_path)

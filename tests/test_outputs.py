@@ -293,7 +293,8 @@ def test_jobs_and_ref_are_exclusive(run_cli, ref_photo, tmp_path):
     result = run_cli(["infer", "--jobs", write_jobs(tmp_path, "steps: 1"), "--ref", ref_photo])
     assert result.code == 2 and "drop --ref/--pose/-o" in result.err
     result = run_cli(["infer", "--ref", ref_photo])
-    assert result.code == 2 and result.err.strip() == "error: infer needs --ref and --pose (or --jobs FILE)"
+    assert result.code == 2 and result.err.strip() == ("error: infer needs --ref and --pose (or --prompt/--face PHOTO and "
+                                                        "--pose, or --jobs FILE)")
 
 
 def test_cases_are_split_round_robin_across_processes():

@@ -33,7 +33,8 @@ def _add_pose_backend(p) -> None:
 
 def _add_infer(commands) -> None:
     p = commands.add_parser("infer", help="animate a photo with a pose video", description="Animate a photo with a pose video.")
-    p.add_argument("--ref", type=Path, help="the person's photo (any common image format)")
+    p.add_argument("--ref", type=Path, help="the person's photo (any common image format); without it, DreamMoving's "
+                   "mode: a video from --prompt and --face PHOTO")
     p.add_argument("--pose", type=Path,
                    help="a dance video, a rendered pose (skeleton) video, or keypoints (.pose.npz, JSON, OpenPose JSON folder)")
     p.add_argument("--pose-type", choices=("auto", "video", "skeleton", "keypoints"), default="auto",
@@ -70,6 +71,16 @@ def _add_infer(commands) -> None:
                    "(then --ref/--pose are not needed); see README")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_pose_backend(p)
+    g = p.add_argument_group("DreamMoving's content guider (face and text tokens; needs a guider in the weight set, "
+                             "or --guider)")
+    g.add_argument("--face", default="auto",
+                   help="auto (the photo's face, found from its keypoints; none seen: a warning, no face tokens), none, "
+                        "or another photo of the same person, e.g. a sharper close-up (default: %(default)s)")
+    g.add_argument("--prompt", default="", help="text tokens: what the scene, clothes and look should be")
+    g.add_argument("--negative-prompt", default="", help="text for CFG's unconditional half")
+    g.add_argument("--face-scale", type=float, default=1.0, help="weight of the face tokens (default %(default)s)")
+    g.add_argument("--text-scale", type=float, help="weight of the text tokens (default 1.0; needs --prompt)")
+    g.add_argument("--guider", type=Path, help="a content guider file (ours: guider.* tensors) instead of the set's")
     c = p.add_argument_group("DreamMoving's Video ControlNet (the pose guider stays; these add to it)")
     c.add_argument("--control", help="depth, pose or pose,depth: ControlNets that read the dance's depth or pose images")
     c.add_argument("--depth", help="with --control depth: auto (estimated from the dance video and placed like the pose; "
@@ -198,6 +209,8 @@ def _add_synth(commands) -> None:
     p.add_argument("--profile", choices=("moore", "musepose", "ours"), default="moore",
                    help="pose drawing style (default: %(default)s)")
     p.add_argument("--workers", type=int, help="videos rendered at once (default: one per core)")
+    p.add_argument("--outfits", type=int, default=1, help="videos per person: the same identity in other clothes, "
+                   "rooms and dances (default %(default)s)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
 
 
@@ -213,8 +226,9 @@ def _add_eval(commands) -> None:
 def _add_download(commands) -> None:
     p = commands.add_parser("download", help="fetch the released weights", description="Fetch the files inference needs.")
     p.add_argument("--dir", type=Path, default=Path("pretrained_weights"), help="target folder (default: %(default)s)")
-    p.add_argument("--set", dest="weight_set", choices=("moore", "musepose", "depth"), default="moore",
-                   help="moore or musepose: a weight set; depth: Depth Anything V2 Small for `animate depth` "
+    p.add_argument("--set", dest="weight_set", choices=("moore", "musepose", "depth", "text"), default="moore",
+                   help="moore or musepose: a weight set; depth: Depth Anything V2 Small for `animate depth`; text: "
+                        "SD-1.5's CLIP text encoder for --prompt at full size "
                         "(default: %(default)s)")
     p.add_argument("--upscaler", action="append", choices=UPSCALER_CHOICES,
                    help="fetch this Real-ESRGAN file into <dir>/Real-ESRGAN/ instead (official release, SHA-256 checked; repeatable)")
@@ -281,8 +295,9 @@ def _options(cls: type[T], args: argparse.Namespace, **given) -> T:
 def _infer(args) -> None:
     from .infer import InferOptions, run_infer
 
-    if args.jobs is None and (args.ref is None or args.pose is None):
-        raise AnimateError("infer needs --ref and --pose (or --jobs FILE)")
+    if args.jobs is None and (args.pose is None or (args.ref is None and args.face in ("auto", "none")
+                                                    and not args.prompt)):
+        raise AnimateError("infer needs --ref and --pose (or --prompt/--face PHOTO and --pose, or --jobs FILE)")
     if args.jobs is not None and (args.ref is not None or args.pose is not None or args.out is not None):
         raise AnimateError("--jobs takes the photos, poses and outputs from its file: drop --ref/--pose/-o")
     if args.jobs is not None and args.depth not in (None, "auto"):
@@ -306,6 +321,7 @@ def _synth(args) -> None:
     say(synthesize(SynthOptions(
         out=args.out, train_videos=args.train, test_videos=args.test, frames=args.frames, width=args.width,
         height=args.height, fps=args.fps, seed=args.seed, profile=args.profile, force=args.force, workers=args.workers,
+        outfits=args.outfits,
     )), sys.stdout)
 
 

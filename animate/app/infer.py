@@ -12,14 +12,15 @@ from ..errors import AnimateError
 from ..media.image import canvas_size, load_image
 from ..torch_files import check_torch_file
 from ..models.weights import describe, load_models
-from ..pipeline.animate import AnimatePipeline, AnimateSettings
+from ..pipeline.animate import AnimatePipeline, AnimateSettings, Content
 from ..pose.frames import PoseFrames
 from ..pose.keypoints import PoseSequence
 from ..pose.retarget import Placement
-from ..pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_photo,
-                           load_keypoints, pose_image_files, renderer)
+from ..pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, driving_keypoints, fit_to_canvas,
+                           fit_to_photo, load_keypoints, pose_image_files, renderer)
 from ..profiles import Profile, get_profile
 from .messages import say
+from .content import FACE_MODES, add_guider, check_content_options, face_from_file, face_from_photo
 from .controls import (ControlOptions, add_controlnets, check_control_options, check_depth_length, depth_frames,
                        run_controls)
 from .outputs import FrameFolder, check_output_folder, published_together
@@ -28,13 +29,14 @@ from ..media.upscale import UPSCALER_DIR, Upscaler, check_tile, upscaler_weights
 from ..media.video import OutputTaken, VideoWriter, audio_codec, probe_video
 
 DEFAULT_UPSCALERS = {2: "realesrgan-x2plus", 4: "realesrgan-x4plus"}
+PHOTO_FREE_ASPECT = (512, 768)  # without --ref: DreamMoving's 512x768 at sd15 (the profile's short side elsewhere)
 
 
 @dataclass
 class InferOptions:
     """Everything `animate infer` needs (None = the profile's or the input's default)."""
 
-    ref: Path
+    ref: Path | None
     pose: Path
     weights: str = "pretrained_weights"
     out: Path | None = None
@@ -68,10 +70,23 @@ class InferOptions:
     pose_backend: str = "mediapipe"
     dwpose_dir: Path | None = None
     controls: ControlOptions = ControlOptions()
+    face: str = "auto"  # auto (the photo's face), none, or another photo of the person
+    prompt: str = ""
+    negative_prompt: str = ""
+    face_scale: float = 1.0
+    text_scale: float | None = None  # None: 1.0 (given without a prompt: refused)
+    guider: Path | None = None
 
 
-def output_path(ref: Path, pose: Path, seed: int, out: Path | None, force: bool) -> Path:
-    """-o as given (refused if it exists, unless forced), else outputs/<ref>_<pose>_<seed>.mp4, numbered if taken."""
+def case_name(options: InferOptions) -> str:
+    """What names a case's output: the photo's stem, else the face photo's, else "text"."""
+    if options.ref is not None:
+        return Path(options.ref).stem
+    return "text" if options.face in FACE_MODES else Path(options.face).stem
+
+
+def output_path(name: str, pose: Path, seed: int, out: Path | None, force: bool) -> Path:
+    """-o as given (refused if it exists, unless forced), else outputs/<name>_<pose>_<seed>.mp4, numbered if taken."""
     if out is not None:
         if out.suffix.lower() != ".mp4":
             raise AnimateError(f"-o/--out must end in .mp4, got {out}")
@@ -80,8 +95,8 @@ def output_path(ref: Path, pose: Path, seed: int, out: Path | None, force: bool)
         if out.exists() and not force:
             raise AnimateError(f"{out} already exists (use --force to overwrite)")
         return out
-    base = Path("outputs") / f"{ref.stem}_{pose.stem}_{seed}"
-    candidate, n = base.with_suffix(".mp4"), 1
+    base = Path("outputs") / f"{name}_{pose.stem}_{seed}"
+    candidate, n = Path(f"{base}.mp4"), 1  # not with_suffix: a dotted stem (dance.pose.npz) would lose its seed
     while candidate.exists() or grid_path(candidate).exists():
         candidate, n = Path(f"{base}_{n}.mp4"), n + 1
     return candidate
@@ -105,12 +120,14 @@ class InferSession:
 
 @dataclass(frozen=True)
 class CaseInputs:
-    """A case's inputs once checked: the photo, what the pose input is, where the result goes."""
+    """A case's inputs once checked: the photo (None: DreamMoving's text + face mode), what the pose input is, where
+    the result goes, the ControlNet kinds, and the face crop of an explicit --face photo."""
 
-    reference: Image.Image
+    reference: Image.Image | None
     pose_type: str
     out: Path
     control_kinds: tuple[str, ...] = ()
+    face: Image.Image | None = None
 
 
 def check_case(options: InferOptions) -> CaseInputs:
@@ -130,7 +147,8 @@ def check_case(options: InferOptions) -> CaseInputs:
     if options.cfg is not None:
         check_guidance(options.cfg)
     check_tile(options.upscale_tile)
-    reference = load_image(options.ref)
+    check_content_options(options.face, options.prompt, options.face_scale, options.text_scale, options.ref is not None)
+    reference = None if options.ref is None else load_image(options.ref)
     pose_type = detect_pose_type(Path(options.pose)) if options.pose_type == "auto" else options.pose_type
     if pose_type == "video" and Path(options.pose).is_dir():
         raise AnimateError(f"{options.pose}: a folder is read as rendered pose frames (--pose-type skeleton) or "
@@ -141,7 +159,7 @@ def check_case(options: InferOptions) -> CaseInputs:
                                "and this one holds none")
     elif pose_type in ("video", "skeleton"):
         probe_video(options.pose)
-    out = output_path(Path(options.ref), Path(options.pose), options.seed, options.out, options.force)
+    out = output_path(case_name(options), Path(options.pose), options.seed, options.out, options.force)
     check_output_folder(out)
     if options.grid and grid_path(out).exists() and not options.force:
         raise AnimateError(f"{grid_path(out)} already exists (use --force to overwrite)")
@@ -157,7 +175,8 @@ def check_case(options: InferOptions) -> CaseInputs:
     kinds = check_control_options(options.controls, pose_type)
     if "depth" in kinds:  # a given depth too short for the dance, before any model loads
         check_depth_length(options.controls, dance_length(options, pose_type))
-    return CaseInputs(reference, pose_type, out, tuple(kinds))
+    face = None if options.face in FACE_MODES else face_from_file(Path(options.face), pose_backend(options))
+    return CaseInputs(reference, pose_type, out, tuple(kinds), face)
 
 
 def dance_length(options: InferOptions, pose_type: str) -> int:
@@ -176,8 +195,9 @@ def open_session(options: InferOptions) -> InferSession:
     device, dtype = resolve_device(options.device, options.dtype)
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
     control_notes = add_controlnets(models, options.controls, str(options.weights))
+    guider_notes = add_guider(models, options.guider)
     pipeline = AnimatePipeline.for_inference(models, device, dtype, offload=options.offload)
-    notes = [f"loaded {options.weights}: {describe(models)}", *control_notes]
+    notes = [f"loaded {options.weights}: {describe(models)}", *control_notes, *guider_notes]
     if str(options.weights).startswith("random:"):
         notes.insert(0, "note: random weights — the video shows structure only, not a person (demo until a trained "
                         "model ships)")
@@ -193,7 +213,8 @@ def run_infer(options: InferOptions) -> Path:
 def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -> Path:
     """One (photo, pose) case on the session's models: settings, keypoints, denoising, the finished files."""
     profile, pipeline, reference = session.profile, session.pipeline, inputs.reference
-    width, height = canvas_size(reference.width, reference.height, options.width, options.height, profile.short_side)
+    width, height = canvas_size(*(PHOTO_FREE_ASPECT if reference is None else reference.size), options.width,
+                                options.height, profile.short_side)
     settings = AnimateSettings(
         width=width, height=height, seed=options.seed, sampler=options.sampler,
         steps=options.steps if options.steps is not None else profile.steps,
@@ -204,12 +225,23 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     )
     pipeline.check(settings)
     upscaler = session_upscaler(session, options)
-    dance = None if inputs.pose_type == "skeleton" else fitted_keypoints(options, inputs.pose_type, reference)
+    auto_face = options.face == "auto" and reference is not None and pipeline.models.guider is not None
+    align = reference is not None and not options.no_align and inputs.pose_type != "skeleton"
+    photo_keypoints = pose_backend(options).image(reference, need_body=align) if auto_face or align else None
+    dance = None if inputs.pose_type == "skeleton" else fitted_keypoints(options, inputs.pose_type, reference,
+                                                                          photo_keypoints, (width, height))
     keypoints = None if dance is None else dance.fitted
+    face = inputs.face
+    if auto_face:
+        face = face_from_photo(reference, photo_keypoints[0], photo_keypoints[2])
     # Only once every option and input has been accepted: a rejected run's stderr is its one error line.
     for note in session.notes:
         say(note)
     session.notes.clear()
+    if auto_face and face is None:
+        say("warning: no face found in the photo (a back view, or too small): running without face tokens")
+    content = Content(face, options.prompt, options.negative_prompt, options.face_scale,
+                      1.0 if options.text_scale is None else options.text_scale)
     poses, pose_fps = pose_frames(options, keypoints, profile, width, height)
     fps = options.fps or pose_fps
     audio = Path(options.pose) if inputs.pose_type in ("video", "skeleton") and Path(options.pose).is_file() else None
@@ -219,11 +251,14 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     try:
         if "depth" in inputs.control_kinds:
             depth = depth_frames(options.controls, Path(options.pose), dance and dance.driving,
-                                 dance and dance.placement, reference.size, (width, height), len(poses),
+                                 dance and dance.placement, (width, height) if reference is None else reference.size,
+                                 (width, height), len(poses),
                                  options.progress)
         controls = run_controls(pipeline.models, options.controls, poses, depth)
-        latents = pipeline.denoise(reference, poses, settings, progress=options.progress, controls=controls)
-        outputs = ResultFiles(inputs.out, fps, options, audio, poses if options.grid else None, reference, upscaler)
+        latents = pipeline.denoise(reference, poses, settings, progress=options.progress, controls=controls,
+                                   content=content)
+        shown = reference if reference is not None else face if face is not None else Image.new("RGB", (width, height))
+        outputs = ResultFiles(inputs.out, fps, options, audio, poses if options.grid else None, shown, upscaler)
         return outputs.write(pipeline.decode(latents))
     finally:
         poses.close()
@@ -253,12 +288,23 @@ class Dance:
     placement: Placement
 
 
-def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Image) -> Dance:
-    """The dance's keypoints (extracted or read), retargeted to the photo's body unless --no-align."""
+def pose_backend(options: InferOptions) -> Backend:
+    """The keypoint extractor of a case (DWPose files looked for in the weights folder unless --dwpose-dir)."""
     weights = Path(options.weights)
-    backend = Backend(options.pose_backend, options.dwpose_dir or (weights if weights.is_dir() else Path("pretrained_weights")))
+    return Backend(options.pose_backend,
+                   options.dwpose_dir or (weights if weights.is_dir() else Path("pretrained_weights")))
+
+
+def fitted_keypoints(options: InferOptions, pose_type: str, reference: Image.Image | None,
+                     photo_keypoints: tuple | None, canvas: tuple[int, int]) -> Dance:
+    """The dance's keypoints (extracted or read), retargeted to the photo's body unless --no-align; without a
+    photo, fitted into the canvas whole."""
+    backend = pose_backend(options)
     driving = driving_keypoints(Path(options.pose), pose_type, options.max_frames, options.progress, backend)
-    return Dance(driving, *fit_to_photo(driving, reference, align=not options.no_align, backend=backend))
+    if reference is None:
+        return Dance(driving, *fit_to_canvas(driving, canvas))
+    return Dance(driving, *fit_to_photo(driving, reference, align=not options.no_align, backend=backend,
+                                        photo_keypoints=photo_keypoints))
 
 
 def pose_frames(options: InferOptions, keypoints: PoseSequence | None, profile: Profile,
@@ -325,7 +371,7 @@ class ResultFiles:
             except OutputTaken:
                 if self.options.out is not None:
                     raise
-                self.video.path = output_path(Path(self.options.ref), Path(self.options.pose), self.options.seed, None,
-                                              False)
+                self.video.path = output_path(case_name(self.options), Path(self.options.pose), self.options.seed,
+                                              None, False)
                 if self.grid is not None:
                     self.grid.path = grid_path(self.video.path)

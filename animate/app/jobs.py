@@ -18,11 +18,12 @@ import yaml
 
 from ..errors import AnimateError, error_summary, first_line
 from .messages import say
+from .content import FACE_MODES
 from .infer import InferOptions, check_case, open_session, run_case
 
 # Options that choose or place the models: the same for every case, so only the command line sets them.
 MODEL_OPTIONS = {"weights", "profile", "motion_module", "device", "dtype", "offload", "pose_backend", "dwpose_dir",
-                 "progress", "controls"}  # controls: the ControlNets are loaded once, with the models
+                 "progress", "controls", "guider"}  # controls: the ControlNets are loaded once, with the models
 CASE_OPTIONS = {f.name for f in dataclasses.fields(InferOptions)} - MODEL_OPTIONS
 PATH_OPTIONS = {"ref", "pose", "out", "frames_dir"}
 # Keys of Moore's configs/prompts/animation.yaml that name model files: ignored, the models come from --weights.
@@ -62,8 +63,9 @@ def load_cases(path: Path, base: InferOptions) -> list[InferOptions]:
         raise AnimateError(f"{path}: `cases` must be a list of mappings (ref, pose, options)")
     for number, case in enumerate(cases, 1):
         _check_keys(case, path, f"case {number}")
-        if "ref" not in case or "pose" not in case:
-            raise AnimateError(f"{path}: case {number} needs ref and pose")
+        photo_free = case.get("prompt") or case.get("face") not in (None, *FACE_MODES)
+        if "pose" not in case or ("ref" not in case and not photo_free):
+            raise AnimateError(f"{path}: case {number} needs ref and pose (or prompt/face and pose)")
     entries += cases
     if not entries:
         raise AnimateError(f"{path}: no cases (give `test_cases` or `cases`)")
@@ -72,6 +74,8 @@ def load_cases(path: Path, base: InferOptions) -> list[InferOptions]:
         values = {**defaults, **entry}
         values = {k: _resolve(v, path.parent, output=k in ("out", "frames_dir")) if k in PATH_OPTIONS and v is not None
                   else v for k, v in values.items()}
+        if values.get("face") not in (None, *FACE_MODES):  # a face photo: found like the other inputs
+            values["face"] = str(_resolve(values["face"], path.parent, output=False))
         try:
             options.append(dataclasses.replace(base, **values))
         except TypeError as err:

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field, fields
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from omegaconf import OmegaConf
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ..errors import AnimateError
 from ..paths import model_size_dir
+from .guider import ContentGuider, check_guide_shapes, guider_config
 from .pose_guider import PoseGuider
 from .reference import ReferenceNet
 from .unet import AnimateUNet, build_unet
@@ -17,8 +18,9 @@ from .unet import AnimateUNet, build_unet
 
 @dataclass
 class AnimateModels:
-    """VAE, CLIP image encoder, ReferenceNet and AnimateUNet (denoising UNet + pose guider), plus their profile, and
-    the Video ControlNets of the set by kind (depth, pose) with their default scales."""
+    """VAE, CLIP image encoder, ReferenceNet and AnimateUNet (denoising UNet + pose guider), plus their profile, the
+    Video ControlNets of the set by kind (depth, pose) with their default scales, and the content guider with the
+    text encoder and tokenizer its prompts go through (each None when the set has none)."""
 
     vae: AutoencoderKL
     image_encoder: CLIPVisionModelWithProjection
@@ -27,6 +29,9 @@ class AnimateModels:
     profile: str = "ours"
     controlnets: torch.nn.ModuleDict = field(default_factory=torch.nn.ModuleDict)
     control_scales: dict[str, float] = field(default_factory=dict)
+    guider: ContentGuider | None = None
+    text_encoder: CLIPTextModel | None = None
+    tokenizer: CLIPTokenizer | None = None
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """The models by field name (the ControlNets as one ModuleDict)."""
@@ -59,6 +64,15 @@ class AnimateModels:
             raise AnimateError(f"the pose guider downsamples by {pose_scale} but the VAE by {self.latent_scale}: "
                                "they come from different model sizes")
 
+    def check_guider(self, source: str) -> None:
+        """Refuse, in one line, a guider that does not fit the denoising UNet or the image encoder."""
+        if self.guider is None:
+            return
+        check_guide_shapes(self.guider, self.denoising_unet, source)
+        if self.guider.config.image_dim != self.image_encoder.config.hidden_size:
+            raise AnimateError(f"{source}: the guider reads image features of {self.guider.config.image_dim}, the "
+                               f"image encoder gives {self.image_encoder.config.hidden_size}")
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "AnimateModels":
         """Move every model (in place) and return self."""
         for module in self.modules().values():
@@ -68,9 +82,11 @@ class AnimateModels:
 
 
 def size_config(size: str) -> dict:
-    """The configs of a model size: unet, vae, image_encoder (dicts) and the pose-guider/motion settings."""
+    """The configs of a model size: unet, vae, image_encoder, text_encoder (dicts) and the pose-guider, motion and
+    guider settings."""
     folder = model_size_dir(size)
-    config = {name: json.loads((folder / name / "config.json").read_text()) for name in ("unet", "vae", "image_encoder")}
+    config = {name: json.loads((folder / name / "config.json").read_text())
+              for name in ("unet", "vae", "image_encoder", "text_encoder")}
     config.update(OmegaConf.to_container(OmegaConf.load(folder / "model.yaml")))
     return config
 
@@ -90,3 +106,20 @@ def build_random_models(size: str, seed: int = 0, motion: bool = True) -> Animat
     vae = AutoencoderKL.from_config({k: v for k, v in config["vae"].items() if not k.startswith("_")})
     image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**config["image_encoder"]))
     return AnimateModels(vae, image_encoder, *unets, profile="ours")
+
+
+def build_random_guider(models: AnimateModels, size: str, seed: int = 0) -> AnimateModels:
+    """Give `models` a random content guider of the size (its keys and values copied from attn2, IP-Adapter's start),
+    a random text encoder and the size's tokenizer; returns `models`."""
+    config = size_config(size)
+    torch.manual_seed(seed)
+    unet = models.denoising_unet
+    models.guider = ContentGuider(guider_config(unet, models.image_encoder.config.hidden_size, **config["guider"]))
+    models.guider.init_from(unet)
+    text = {k: v for k, v in config["text_encoder"].items() if k != "architectures"}
+    models.text_encoder = CLIPTextModel(CLIPTextConfig(**text))
+    models.tokenizer = CLIPTokenizer.from_pretrained(str(model_size_dir(size) / "tokenizer"))
+    dtype = next(unet.parameters()).dtype
+    torch.nn.Module.to(models.guider, dtype=dtype)
+    torch.nn.Module.to(models.text_encoder, dtype=dtype)
+    return models

@@ -1,9 +1,9 @@
 """Reference attention: the ReferenceNet returns its attn1 inputs, the denoising UNet's attn1 layers attend to them.
 
-Per-call values reach the attention processors through diffusers' `cross_attention_kwargs`, under the one key
-`reference`: the token list a ReferenceNet call fills, or the ReferenceRead of a denoising call. diffusers hands
-every key to every processor of the UNet (attn1 and attn2) and drops, with a warning, the keys a processor does not
-declare, so the cross-attentions get CrossAttention, which declares the key and ignores it.
+Per-call values reach the attention processors through diffusers' `cross_attention_kwargs`: under `reference`, the
+token list a ReferenceNet call fills, or the ReferenceRead of a denoising call; under `guide`, a denoising call's
+content tokens (guider.py). diffusers hands every key to every processor of the UNet (attn1 and attn2) and drops,
+with a warning, the keys a processor does not declare, so each processor declares the keys it ignores.
 """
 
 from collections.abc import Sequence
@@ -103,7 +103,8 @@ class ReferenceReader:
         self.index = index
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, reference: ReferenceRead | None = None) -> torch.Tensor:
+                 attention_mask: torch.Tensor | None = None, reference: ReferenceRead | None = None,
+                 guide: object = None) -> torch.Tensor:
         if reference is None:
             return self_attention(attn, hidden_states)
         query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)

@@ -19,6 +19,7 @@ from diffusers import UNet2DConditionModel
 from einops import rearrange
 from torch import nn
 
+from .guider import Guide, install_guided_cross_attention
 from .motion_module import MotionModule
 from .pose_guider import PoseGuider
 from .reference import ReferenceRead, ReferenceReader, install_processors, unet_blocks
@@ -118,6 +119,7 @@ class AnimateUNet(FrameModel):
         self.unet = unet
         self.pose_guider = pose_guider
         install_processors(unet, lambda index, _count: ReferenceReader(index))
+        install_guided_cross_attention(unet)
         unet.conv_in.register_forward_hook(self._add_pose)
         if motion_pe is not None:
             self.add_motion_modules(motion_pe)
@@ -126,7 +128,7 @@ class AnimateUNet(FrameModel):
                 pose_features: torch.Tensor | None = None, reference: Sequence[torch.Tensor] | None = None,
                 reference_index: Sequence[int] | None = None, motion: bool = True,
                 down_residuals: Sequence[torch.Tensor] | None = None,
-                mid_residual: torch.Tensor | None = None) -> torch.Tensor:
+                mid_residual: torch.Tensor | None = None, guide: Guide | None = None) -> torch.Tensor:
         """The UNet's prediction for video latents [B, C, F, h, w].
 
         timestep: one for all, or one per video [B]. context: [B, T, D]. pose_features: the pose guider's
@@ -134,6 +136,7 @@ class AnimateUNet(FrameModel):
         ReferenceNet's tokens; reference_index: per video the reference it reads, -1 for none (default: video b reads
         reference b). motion: False skips the motion modules (frames denoised independently).
         down_residuals / mid_residual: ControlNet residuals on the (B·F) rows, added as in diffusers (both or neither).
+        guide: the content guider's face and text tokens, and per video which set each reads at what scale.
         """
         batch, _, num_frames = latents.shape[:3]
         if (down_residuals is None) != (mid_residual is None):
@@ -141,17 +144,20 @@ class AnimateUNet(FrameModel):
         sample = rearrange(latents, "b c f h w -> (b f) c h w")
         if torch.is_tensor(timestep) and timestep.dim() == 1 and len(timestep) == batch:
             timestep = timestep.repeat_interleave(num_frames)
-        attention_kwargs = None
+        attention_kwargs = {}
+        if guide is not None:
+            guide.check(batch)
+            attention_kwargs["guide"] = guide.rows(num_frames)
         if reference is not None:
             index = range(batch) if reference_index is None else reference_index
             if len(index) != batch or any(not -1 <= ref < len(reference[0]) for ref in index):
                 raise ValueError(f"reference_index needs one entry per video in [-1, {len(reference[0]) - 1}], "
                                  f"got {list(index)} for {batch} videos")
             rows = tuple(ref for ref in index for _ in range(num_frames))
-            attention_kwargs = {"reference": ReferenceRead(tuple(reference), rows)}
+            attention_kwargs["reference"] = ReferenceRead(tuple(reference), rows)
         out = self._with_frames(FrameCall(num_frames, pose_features, motion), self.unet, sample, timestep,
                                 encoder_hidden_states=context.repeat_interleave(num_frames, dim=0),
-                                cross_attention_kwargs=attention_kwargs, down_block_additional_residuals=down_residuals,
+                                cross_attention_kwargs=attention_kwargs or None, down_block_additional_residuals=down_residuals,
                                 mid_block_additional_residual=mid_residual, return_dict=False)[0]
         return rearrange(out, "(b f) c h w -> b c f h w", b=batch)
 

@@ -12,15 +12,18 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import CLIPVisionModelWithProjection
+from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from ..atomic import atomic_path
 from ..errors import AnimateError, first_line
 from ..paths import model_size_dir
 from ..pretrained import load_pretrained, no_progress_bars
 from .bundle import AnimateModels, build_animate_unets, build_random_models
+from .guider import ContentGuider
+from .guider_files import build_guider, guider_tensors_and_metadata
 from .controlnet_files import DEFAULT_SCALE, ControlNetState, build, split_keys, state_of, tensors_and_metadata
 from .reference import ReferenceNet
+from .text import TEXT_DIR
 from ..strict import check_state_dict
 from ..torch_files import load_torch_file
 from .unet import AnimateUNet
@@ -36,6 +39,8 @@ FORMAT_VERSION = "1"
 UNET_CONFIGS = ("stable-diffusion-v1-5/unet/config.json", "sd-image-variations-diffusers/unet/config.json", "unet/config.json")
 VAE_DIRS = ("sd-vae-ft-mse", "vae")
 IMAGE_ENCODER_DIR = "image_encoder"
+TEXT_ENCODER_DIRS = ("text_encoder", TEXT_DIR)  # ours beside a weight file; `download --set text`'s
+TOKENIZER_DIRS = ("tokenizer", TEXT_DIR)
 OUTPUT_HEAD_KEYS = ("conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias")
 MOTION_MARK = ".motion_modules."
 
@@ -51,6 +56,7 @@ class Checkpoint:
     profile: str
     sources: dict[str, Path]  # reference_unet / denoising_unet / pose_guider / motion_module → file
     controlnets: dict[str, ControlNetState] = field(default_factory=dict)  # by kind (our layout only)
+    guider: ContentGuider | None = None  # our layout only
 
     @property
     def motion_pe(self) -> int | None:
@@ -132,17 +138,18 @@ def _read_ours(path: Path) -> Checkpoint:
             if meta.get("format") != "animate":
                 raise AnimateError(f"{path}: not an animate weight file (no 'format: animate' metadata)")
             parts: dict[str, dict] = {"reference_unet": {}, "denoising_unet": {}, "pose_guider": {}}
-            controls = {}
+            controls, guider = {}, {}
             for key in keys:
                 component, _, name = key.partition(".")
-                if component == "controlnet":
-                    controls[key] = f.get_tensor(key)
+                if component in ("controlnet", "guider"):
+                    (controls if component == "controlnet" else guider)[key] = f.get_tensor(key)
                     continue
                 if component not in parts:
                     raise AnimateError(f"{path}: unexpected key {key!r}")
                 parts[component][name] = f.get_tensor(key)
         config = json.loads(meta["unet_config"])
         controlnets = split_keys(controls, meta, path)
+        content_guider = build_guider(guider, meta, path)
     except AnimateError:
         raise
     except Exception as err:
@@ -151,7 +158,7 @@ def _read_ours(path: Path) -> Checkpoint:
     if any(MOTION_MARK in k for k in parts["denoising_unet"]):
         sources["motion_module"] = path
     return Checkpoint(parts["reference_unet"], parts["denoising_unet"], parts["pose_guider"], config,
-                      meta.get("profile", "ours"), sources, controlnets)
+                      meta.get("profile", "ours"), sources, controlnets, content_guider)
 
 
 def read_checkpoint(path: Path, motion_module: Path | None = None) -> Checkpoint:
@@ -238,15 +245,30 @@ def load_models(spec: str | Path, profile: str | None = None, motion_module: Pat
         folder = root.parent if root.is_file() else root
         vae = load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder)
         encoder = load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder", folder)
-        models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile)
+        models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile, guider=checkpoint.guider)
         source = checkpoint.sources["denoising_unet"]
         for kind, state in checkpoint.controlnets.items():
             models.controlnets[kind] = build(state, source, kind)
             models.control_scales[kind] = state.scale
+        models.check_guider(str(source))
+        models.text_encoder, models.tokenizer = load_text_encoder(folder)
     models.check_scales()
     if profile is not None:
         models.profile = profile
     return models
+
+
+def load_text_encoder(folder: Path) -> tuple[CLIPTextModel | None, CLIPTokenizer | None]:
+    """The text encoder and tokenizer in a weight folder (ours beside the weight file, or the downloaded CLIP-L), or
+    (None, None) when it has neither."""
+    encoder_dir, tokenizer_dir = _find(folder, TEXT_ENCODER_DIRS), _find(folder, TOKENIZER_DIRS)
+    if encoder_dir is None and tokenizer_dir is None:
+        return None, None
+    if encoder_dir is None or tokenizer_dir is None:
+        raise AnimateError(f"{folder}: has a text {'tokenizer' if encoder_dir is None else 'encoder'} but no text "
+                           f"{'encoder' if encoder_dir is None else 'tokenizer'} (run `animate download --set text`)")
+    encoder = load_pretrained(CLIPTextModel, encoder_dir, "text encoder", folder)
+    return encoder, load_pretrained(CLIPTokenizer, tokenizer_dir, "tokenizer", folder, "tokenizer_config.json")
 
 
 def checkpoint_from_models(models: AnimateModels) -> Checkpoint:
@@ -255,7 +277,7 @@ def checkpoint_from_models(models: AnimateModels) -> Checkpoint:
     controlnets = {kind: state_of(net, models.control_scales.get(kind, DEFAULT_SCALE[kind]))
                    for kind, net in models.controlnets.items()}
     return Checkpoint(models.reference_unet.state_dict(), models.denoising_unet.state_dict(),
-                      models.pose_guider.state_dict(), config, models.profile, {}, controlnets)
+                      models.pose_guider.state_dict(), config, models.profile, {}, controlnets, models.guider)
 
 
 def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -267,15 +289,17 @@ def _write_ours(checkpoint: Checkpoint, folder: Path, dtype: torch.dtype) -> Non
     for component in ("reference_unet", "denoising_unet", "pose_guider"):
         tensors.update({f"{component}.{k}": v for k, v in _cast(getattr(checkpoint, component), dtype).items()})
     controls, control_metadata = tensors_and_metadata(checkpoint.controlnets, lambda state: _cast(state, dtype))
+    guider, guider_metadata = guider_tensors_and_metadata(checkpoint.guider, lambda state: _cast(state, dtype))
     metadata = {"format": "animate", "version": FORMAT_VERSION, "profile": checkpoint.profile,
                 "unet_config": json.dumps(checkpoint.unet_config), "motion_pe": str(checkpoint.motion_pe or ""),
-                **control_metadata}
-    save_file({**tensors, **controls}, str(folder / OURS_FILE), metadata=metadata)
+                **control_metadata, **guider_metadata}
+    save_file({**tensors, **controls, **guider}, str(folder / OURS_FILE), metadata=metadata)
 
 
 def _write_moore(checkpoint: Checkpoint, folder: Path, dtype: torch.dtype) -> None:
-    if checkpoint.controlnets:
-        raise AnimateError("Moore's layout has no place for ControlNets: convert with --layout ours")
+    if checkpoint.controlnets or checkpoint.guider is not None:
+        raise AnimateError(f"Moore's layout has no place for {'ControlNets' if checkpoint.controlnets else 'a guider'}: "
+                           "convert with --layout ours")
     two_d, motion = split_motion(_cast(checkpoint.denoising_unet, dtype))
     torch.save(_cast(checkpoint.reference_unet, dtype), folder / MOORE_FILES["reference_unet"])
     torch.save(two_d, folder / MOORE_FILES["denoising_unet"])
@@ -291,7 +315,8 @@ LAYOUTS = ("ours", "moore")
 
 
 def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", dtype: torch.dtype = torch.float16) -> Path:
-    """Write a complete weight set (UNets, pose guider, VAE, image encoder) into a new folder, atomically."""
+    """Write a complete weight set (UNets, pose guider, VAE, image encoder; ControlNets, guider, text encoder and
+    tokenizer when the models have them) into a new folder, atomically."""
     if layout not in LAYOUTS:
         raise AnimateError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
     folder = Path(folder)
@@ -306,6 +331,10 @@ def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", d
         with no_progress_bars():
             models.image_encoder.save_pretrained(staging / IMAGE_ENCODER_DIR,
                                                  state_dict=_cast(models.image_encoder.state_dict(), dtype))
+            if models.text_encoder is not None:
+                models.text_encoder.save_pretrained(staging / TEXT_ENCODER_DIRS[0],
+                                                    state_dict=_cast(models.text_encoder.state_dict(), dtype))
+                models.tokenizer.save_pretrained(staging / TOKENIZER_DIRS[0])
     return folder
 
 

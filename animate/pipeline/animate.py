@@ -1,9 +1,12 @@
 """The denoising loop: a reference photo and pose frames to video latents, then streamed decoding."""
 
 from collections.abc import Iterator, Sequence
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
+
+import math
 
 import numpy as np
 import torch
@@ -15,6 +18,8 @@ from ..dtypes import accumulation_dtype
 from ..errors import AnimateError
 from ..models.bundle import AnimateModels
 from ..models.controlnet import VideoControlNet, check_control_scale, sum_residuals
+from ..models.guider import Guide
+from ..models.text import encode_prompts
 from .guidance import check_guidance, classifier_free_guidance
 from .schedulers import make_scheduler
 from .windows import blend_weights, context_windows
@@ -61,6 +66,37 @@ def check_controls(controls: Sequence[Control], num_frames: int, context_frames:
             raise AnimateError(f"--context-frames {context_frames} exceeds the ControlNet's motion table ({table})")
         check_control_scale(control.scale)
         check_control_range(control.start, control.end)
+
+
+@dataclass(frozen=True)
+class Content:
+    """The content guider's inputs of one video: a face crop (None: no face tokens), a prompt and a negative prompt
+    ("": none) and the scales of the face and text tokens."""
+
+    face: Image.Image | None = None
+    prompt: str = ""
+    negative_prompt: str = ""
+    face_scale: float = 1.0
+    text_scale: float = 1.0
+
+
+def check_content_scale(name: str, scale: float) -> None:
+    """Refuse a face or text scale that is not a finite number >= 0."""
+    if not (math.isfinite(scale) and scale >= 0):
+        raise AnimateError(f"--{name}-scale must be a finite number >= 0, got {scale}")
+
+
+def content_rows(content: Content, guided: bool, face: bool) -> dict[str, tuple]:
+    """Per video of the batch ([uncond, cond] with CFG, else [cond]) the face and text sets it reads (-1: none) and
+    their scales: the conditional video reads the face (set 0) and the prompt (text set 0); the unconditional one
+    reads no face, and the negative prompt (text set 1, or 0 without a prompt) when there is one."""
+    prompt, negative = bool(content.prompt), guided and bool(content.negative_prompt)
+    negative_set = int(prompt) if negative else -1
+    face_index = ((-1,) if guided else ()) + ((0,) if face else (-1,))
+    text_index = ((negative_set,) if guided else ()) + ((0,) if prompt else (-1,))
+    videos = len(face_index)
+    return {"face_index": face_index, "face_scale": (content.face_scale,) * videos,
+            "text_index": text_index, "text_scale": (content.text_scale,) * videos}
 
 
 @dataclass
@@ -154,6 +190,39 @@ class AnimatePipeline:
             embeds = encoder(clip_pixels(image).to(self.device, self.dtype)).image_embeds
         return latents, embeds[:, None]
 
+    def encode_face(self, face: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        """A face crop's CLIP image embedding [1, 1, D] (the context of a video without a photo) and the image
+        encoder's penultimate hidden states [1, M, H] (the guider's input)."""
+        encoder = self.models.image_encoder
+        with self._using(encoder):
+            out = encoder(clip_pixels(face).to(self.device, self.dtype), output_hidden_states=True)
+        return out.image_embeds[:, None], out.hidden_states[-2]
+
+    def content_guide(self, content: Content, guided: bool, face_features: torch.Tensor | None) -> Guide | None:
+        """The UNet calls' Guide for a video's content (None when it asks for nothing): face tokens from the face
+        crop's features, text tokens from the prompts, keys and values computed once for the whole video."""
+        models = self.models
+        prompts = [p for p in (content.prompt, content.negative_prompt if guided else "") if p]
+        if face_features is None and not prompts:
+            return None
+        guider = models.guider
+        if guider is None:
+            raise AnimateError("--face and --prompt need a content guider (a weight set with one, or --guider PATH)")
+        with self._using(guider):
+            face = None if face_features is None else guider.tokens("face", guider.face_tokens(face_features))
+            text = None
+            if prompts:
+                if models.text_encoder is None:
+                    raise AnimateError("--prompt needs a text encoder: run `animate download --set text`")
+                with self._using(models.text_encoder):
+                    encoded = encode_prompts(models.tokenizer, models.text_encoder, prompts)
+                for prompt, cut in zip(prompts, encoded.truncated):
+                    if cut:
+                        warnings.warn(f"the prompt {prompt[:40]!r}... is longer than "
+                                      f"{models.tokenizer.model_max_length} tokens: the rest is ignored")
+                text = guider.tokens("text", encoded.tokens.to(self.dtype))
+        return Guide(face=face, text=text, **content_rows(content, guided, face is not None))
+
     def check(self, settings: AnimateSettings) -> None:
         """Reject settings the loaded models cannot run, with one clear line."""
         scale = self.models.latent_scale
@@ -182,22 +251,34 @@ class AnimatePipeline:
         return torch.randn(shape, generator=generator, dtype=torch.float32)
 
     @torch.no_grad()
-    def denoise(self, image: Image.Image, poses: PoseFrames, settings: AnimateSettings,
+    def denoise(self, image: Image.Image | None, poses: PoseFrames, settings: AnimateSettings,
                 latents: torch.Tensor | None = None, progress: bool = True,
-                controls: Sequence[Control] = ()) -> torch.Tensor:
+                controls: Sequence[Control] = (), content: Content | None = None) -> torch.Tensor:
         """Denoised latents [1, 4, F, H/s, W/s] for every pose frame: float32, or float64 when the models run in
-        float64. `controls`: Video ControlNets whose residuals join every window's call (both CFG halves)."""
+        float64. `controls`: Video ControlNets whose residuals join every window's call (both CFG halves).
+        `content`: the guider's face and prompts (the conditional half only, a negative prompt the unconditional).
+        Without a photo (`image` None) there are no reference tokens and the CLIP context is the face crop's."""
         self.check(settings)
         num_frames = len(poses)
         if num_frames < 1:
             raise AnimateError("the pose input has no frames")
         check_controls(controls, num_frames, settings.context_frames)
+        content = content or Content()
+        check_content_scale("face", content.face_scale)
+        check_content_scale("text", content.text_scale)
         models = self.models
-        reference_latents, clip_context = self.encode_reference(image, settings.width, settings.height)
+        face_context, face_features = self.encode_face(content.face) if content.face is not None else (None, None)
         reference = None
-        if settings.reference:
-            with self._using(models.reference_net):
-                reference = models.reference_net(reference_latents, clip_context)
+        if image is not None:
+            reference_latents, clip_context = self.encode_reference(image, settings.width, settings.height)
+            if settings.reference:
+                with self._using(models.reference_net):
+                    reference = models.reference_net(reference_latents, clip_context)
+        elif face_context is not None:
+            clip_context = face_context
+        else:
+            clip_context = torch.zeros(1, 1, models.image_encoder.config.projection_dim, device=self.device,
+                                       dtype=self.dtype)
         scheduler = make_scheduler(settings.sampler)
         scheduler.set_timesteps(settings.steps, device=self.device)
         if latents is None:
@@ -209,6 +290,7 @@ class AnimatePipeline:
         windows = context_windows(num_frames, settings.context_frames, overlap)
         weights = [w.to(self.device) for w in blend_weights(windows, num_frames, overlap)]
         guided = settings.guidance != 1.0
+        guide = self.content_guide(content, guided, face_features)
         context = torch.cat([torch.zeros_like(clip_context), clip_context]) if guided else clip_context
         reference_index = [-1, 0] if guided else [0]  # CFG's unconditional half reads no reference
         steps = len(scheduler.timesteps)
@@ -227,7 +309,7 @@ class AnimatePipeline:
                         for control in acting])
                     out = models.animate_unet(x, t, context, pose_features, reference=reference,
                                               reference_index=reference_index, motion=motion,
-                                              down_residuals=down, mid_residual=mid).to(latents.dtype)
+                                              down_residuals=down, mid_residual=mid, guide=guide).to(latents.dtype)
                     if guided:
                         out = classifier_free_guidance(out, settings.guidance)
                     prediction[:, :, window.start : window.stop] += out * weight[None, None, :, None, None]

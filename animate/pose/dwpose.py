@@ -237,14 +237,15 @@ def extract_video(path: str | os.PathLike, folder: str | os.PathLike, max_frames
     return PoseSequence(body, hands, face, info.width, info.height, info.fps)
 
 
-def extract_image(image: np.ndarray | str | os.PathLike, folder: str | os.PathLike
+def extract_image(image: np.ndarray | str | os.PathLike, folder: str | os.PathLike, need_body: bool = True
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(body (18,3), hands (2,21,3), face (68,3)) of the person in a photo (an RGB array or a file), in its pixels."""
+    """(body (18,3), hands (2,21,3), face (68,3)) of the person in a photo (an RGB array or a file), in its pixels;
+    no body found is an error when `need_body` (else all its scores are 0)."""
     if isinstance(image, (str, os.PathLike)):
         name, rgb = os.fspath(image), np.asarray(load_image(image))
     else:
         name, rgb = "the photo", np.asarray(image)
     body, hands, face = DWPoseExtractor(folder).extract_frame(rgb)
-    if not body[:, 2].any():
+    if need_body and not body[:, 2].any():
         raise AnimateError(f"no person found in {name}")
     return body, hands, face

@@ -108,16 +108,16 @@ class Backend:
 
         return extract.extract_video(path, max_frames=max_frames, progress=progress)
 
-    def image(self, photo: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Body, hands and face of the person in a photo (one clear error when there is none)."""
+    def image(self, photo: Image.Image, need_body: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Body, hands and face of the person in a photo (one clear error when there is no body and `need_body`)."""
         rgb = np.asarray(photo.convert("RGB"))
         if self.name == "dwpose":
             from . import dwpose
 
-            return dwpose.extract_image(rgb, self.dwpose_dir)
+            return dwpose.extract_image(rgb, self.dwpose_dir, need_body)
         from . import extract
 
-        return extract.extract_image(rgb)
+        return extract.extract_image(rgb, need_body)
 
 
 def driving_keypoints(path: Path, pose_type: str, max_frames: int | None = None, progress: bool = True,
@@ -129,14 +129,21 @@ def driving_keypoints(path: Path, pose_type: str, max_frames: int | None = None,
     return smooth_sequence(fill_gaps(backend.video(path, max_frames, progress)))
 
 
-def fit_to_photo(driving: PoseSequence, photo: Image.Image, align: bool = True,
-                 backend: Backend = Backend()) -> tuple[PoseSequence, Placement]:
+def fit_to_photo(driving: PoseSequence, photo: Image.Image, align: bool = True, backend: Backend = Backend(),
+                 photo_keypoints: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 ) -> tuple[PoseSequence, Placement]:
     """The dance retargeted to the photo's body (bone lengths, position), in the photo's pixel frame, and the
-    placement of the dance as a whole (for what else is drawn in the driving video's pixels: its depth)."""
+    placement of the dance as a whole (for what else is drawn in the driving video's pixels: its depth).
+    `photo_keypoints`: the photo's (body, hands, face) when already extracted."""
     if not align:
-        return retarget_placed(driving, np.zeros((18, 3), np.float32), photo.size, align=False)
-    body, hands, face = backend.image(photo)
+        return fit_to_canvas(driving, photo.size)
+    body, hands, face = photo_keypoints if photo_keypoints is not None else backend.image(photo)
     return retarget_placed(driving, body, photo.size, photo_hands=hands, photo_face=face, align=True)
+
+
+def fit_to_canvas(driving: PoseSequence, size: tuple[int, int]) -> tuple[PoseSequence, Placement]:
+    """The dance fitted into a canvas of `size` as a whole, its own proportions kept (no photo to retarget to)."""
+    return retarget_placed(driving, np.zeros((18, 3), np.float32), size, align=False)
 
 
 def renderer(profile: Profile):
