@@ -31,6 +31,11 @@ def _wall(rng: np.random.Generator, height: int) -> _Wall:
     return _Wall(colours, ramp, centre, int(u(0.55, 0.72) * height))
 
 
+def wall_colour(seed: int) -> tuple[float, float, float]:
+    """The main colour of make_background(seed, ...)'s wall (where its gradient starts)."""
+    return tuple(float(c) for c in _wall(np.random.default_rng([seed, BACKGROUND_STREAM]), 1).colours[0])
+
+
 def floor_line(seed: int, width: int, height: int) -> int:
     """The first floor row of make_background(seed, width, height): rows above it are wall (the baseboard's included),
     it and the rows below are floor."""

@@ -16,6 +16,7 @@ lie in front of it wherever they overlap (raster.Canvas), so the nearest surface
 `data_tools.depth` turns fronts into depth in the room.
 """
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ HAIR_STYLES = ("short", "long", "bun", "buzz")
 HAIR_STYLE_ODDS = (0.35, 0.3, 0.15, 0.2)
 HAIRLINES = {"short": (-0.45, 0.45), "long": (-0.5, 0.75), "bun": (-0.45, 0.45), "buzz": (-0.6, 0.5)}  # front, slope
 FIGURE_STREAM = 1  # a seed's figure draws apart from its other uses
+OUTFIT = ("top", "sleeve", "bottom", "shoe", "gloves", "cover", "emblem", "tucked")  # what dressing changes
 
 
 def _sphere(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -172,6 +174,13 @@ class Figure:
     def sole(self) -> float:
         """How far below the ankle keypoint the sole is."""
         return self.foot_drop + self.foot_radius
+
+    @classmethod
+    def from_seeds(cls, identity_seed: int, outfit_seed: int) -> "Figure":
+        """A person (build, skin, face, hair: `identity_seed`'s) in another figure's clothes (`outfit_seed`'s);
+        from_seed(s) when both seeds are s."""
+        outfit = cls.from_seed(outfit_seed)
+        return dataclasses.replace(cls.from_seed(identity_seed), **{name: getattr(outfit, name) for name in OUTFIT})
 
     @classmethod
     def from_seed(cls, seed: int) -> "Figure":

@@ -5,7 +5,9 @@ profile's style, frame-aligned), keypoints/<name>.pose.npz, depth/<name>.depth.n
 `data_tools.depth`, as nearness 1/z in animate.depth.maps' lossless format) and depth/<name>.mp4 (its 8-bit
 rendering, near bright), refs/<name>.png (the same figure in a relaxed pose on the same background, for evaluation);
 meta.json, meta_train.json and meta_test.json list them like prepare's meta files (`split` = train or test) plus
-depth_path (the .mp4; the .depth.npz beside it), ref_path, figure_seed and dance_seed. Everything follows from the
+depth_path (the .mp4; the .depth.npz beside it), ref_path, figure_seed and dance_seed, identity (the seed of the
+person: with `outfits` > 1 that many videos show one person in other clothes, rooms and dances) and caption (from the
+video's parameters: "a figure with a striped green top and blue shorts in a purple room"). Everything follows from the
 seed: each video's figure and dance seeds come from (seed, split, index) with the split in the lowest bit, so the test
 split's figures and dances are never the train split's. Videos are rendered in parallel processes (`workers`); the
 files do not depend on how many. The folder is built beside `out` and renamed into place at the end (or removed on any
@@ -30,7 +32,8 @@ from animate.pose.keypoints import PoseSequence
 from animate.profiles import get_profile
 from animate.media.video import VideoWriter
 
-from .backgrounds import make_background
+from .backgrounds import make_background, wall_colour
+from .captions import caption
 from .dances import make_dance, neutral_pose
 from .depth import Room, draw_scene
 from .figures import Figure, draw_figure
@@ -55,6 +58,7 @@ class SynthOptions:
     profile: str = "moore"
     force: bool = False
     workers: int | None = None  # videos rendered at once (processes); None = one per core
+    outfits: int = 1  # videos per identity: the same person in other clothes, rooms and dances
 
 
 def video_seeds(seed: int, split: str, count: int) -> list[tuple[int, int]]:
@@ -76,6 +80,8 @@ def _check(options: SynthOptions) -> None:
         raise AnimateError(f"--frames must be at least 2, got {options.frames}")
     if options.width < 16 or options.height < 16 or options.width % 2 or options.height % 2:
         raise AnimateError(f"-W and -H must be even and at least 16 (h264), got {options.width}x{options.height}")
+    if options.outfits < 1:
+        raise AnimateError(f"--outfits must be at least 1, got {options.outfits}")
     if options.workers is not None and options.workers < 1:
         raise AnimateError(f"--workers must be at least 1, got {options.workers}")
     if not options.fps > 0:
@@ -87,11 +93,11 @@ def _check(options: SynthOptions) -> None:
         raise AnimateError(f"{out} is not empty; pass --force to replace it")
 
 
-def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int], options: SynthOptions) -> dict:
+def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int, int], options: SynthOptions) -> dict:
     """Render one figure's dance, its pose video, keypoints and reference photo under root; its meta entry."""
-    figure_seed, dance_seed = seeds
+    identity_seed, figure_seed, dance_seed = seeds
     width, height = options.width, options.height
-    figure = Figure.from_seed(figure_seed)
+    figure = Figure.from_seeds(identity_seed, figure_seed)
     background = make_background(dance_seed, width, height)
     body, hands, face = make_dance(dance_seed, options.frames, options.fps, width, height, figure)
     room = Room.from_seed(dance_seed, width, height)
@@ -117,10 +123,21 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int], opti
     Image.fromarray(draw_figure(figure, ref_body, ref_hands, width, height, background)[0]).save(root / ref_path)
     return {"video_path": video_path, "kps_path": pose_path, "keypoints_path": keypoints_path,
             "depth_path": depth_path, "frames": options.frames, "fps": options.fps, "width": width, "height": height,
-            "split": split, "ref_path": ref_path, "figure_seed": figure_seed, "dance_seed": dance_seed}
+            "split": split, "ref_path": ref_path, "figure_seed": figure_seed, "dance_seed": dance_seed,
+            "identity": identity_seed, "caption": video_caption(figure, dance_seed)}
 
 
-def _render(root: Path, jobs: list[tuple[str, str, tuple[int, int]]], options: SynthOptions) -> list[dict]:
+def video_caption(figure: Figure, dance_seed: int) -> str:
+    """The caption of a video: the figure's top and bottom (shorts when the shins are bare) and the room's wall."""
+    return caption(figure.top, figure.bottom, figure.cover["shin"] == 0.0, wall_colour(dance_seed))
+
+
+def identity_seeds(seeds: list[tuple[int, int]], outfits: int) -> list[tuple[int, int, int]]:
+    """(identity, figure, dance) seeds: each run of `outfits` videos shares its first video's figure as identity."""
+    return [(seeds[index - index % outfits][0], figure, dance) for index, (figure, dance) in enumerate(seeds)]
+
+
+def _render(root: Path, jobs: list[tuple[str, str, tuple[int, int, int]]], options: SynthOptions) -> list[dict]:
     """Every video's files and meta entry, in job order: here when one worker, else in spawned processes."""
     workers = min(options.workers or os.cpu_count() or 1, len(jobs))
     if workers == 1:
@@ -143,7 +160,7 @@ def synthesize(options: SynthOptions) -> str:
         built.mkdir()
         jobs = [(f"{split}_{index:04d}", split, seeds)
                 for split, count in zip(SPLITS, (options.train_videos, options.test_videos))
-                for index, seeds in enumerate(video_seeds(options.seed, split, count))]
+                for index, seeds in enumerate(identity_seeds(video_seeds(options.seed, split, count), options.outfits))]
         entries = _render(built, jobs, options)
         metas = {"meta": entries, **{f"meta_{split}": [e for e in entries if e["split"] == split] for split in SPLITS}}
         for name, chosen in metas.items():
