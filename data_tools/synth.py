@@ -37,6 +37,7 @@ from .captions import caption
 from .dances import make_dance, neutral_pose
 from .depth import Room, draw_scene
 from .figures import Figure, draw_figure
+from .framing import FRAMINGS, crop_origins, crop_points, render_size, video_framing, zoom_of
 from .prepare import DEPTH, depth_names, output_names, render_pose_video
 
 SPLITS = ("train", "test")
@@ -59,6 +60,7 @@ class SynthOptions:
     force: bool = False
     workers: int | None = None  # videos rendered at once (processes); None = one per core
     outfits: int = 1  # videos per identity: the same person in other clothes, rooms and dances
+    framing: str = "full"  # full | half | head | mixed (data_tools.framing)
 
 
 def video_seeds(seed: int, split: str, count: int) -> list[tuple[int, int]]:
@@ -80,6 +82,8 @@ def _check(options: SynthOptions) -> None:
         raise AnimateError(f"--frames must be at least 2, got {options.frames}")
     if options.width < 16 or options.height < 16 or options.width % 2 or options.height % 2:
         raise AnimateError(f"-W and -H must be even and at least 16 (h264), got {options.width}x{options.height}")
+    if options.framing not in FRAMINGS:
+        raise AnimateError(f"unknown --framing {options.framing!r} (choose from {', '.join(FRAMINGS)})")
     if options.outfits < 1:
         raise AnimateError(f"--outfits must be at least 1, got {options.outfits}")
     if options.workers is not None and options.workers < 1:
@@ -98,16 +102,25 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int, int],
     identity_seed, figure_seed, dance_seed = seeds
     width, height = options.width, options.height
     figure = Figure.from_seeds(identity_seed, figure_seed)
-    background = make_background(dance_seed, width, height)
-    body, hands, face = make_dance(dance_seed, options.frames, options.fps, width, height, figure)
-    room = Room.from_seed(dance_seed, width, height)
+    framing = video_framing(options.framing, dance_seed)
+    canvas = render_size(width, height, zoom_of(figure, framing))
+    background = make_background(dance_seed, *canvas)
+    body, hands, face = make_dance(dance_seed, options.frames, options.fps, *canvas, figure)
+    room = Room.from_seed(dance_seed, *canvas)
+    origins = np.zeros((options.frames, 2), np.int64)
+    if framing != "full":
+        origins = crop_origins(body, framing, (width, height), canvas)
     video_path = f"{VIDEOS}/{name}.mp4"
     nearness = np.empty((options.frames, height, width), np.float32)
     with VideoWriter(root / video_path, options.fps) as writer:
         for f in range(options.frames):
             scene = draw_scene(figure, body[f], hands[f], room, background)
-            writer.write(scene.rgb)
-            nearness[f] = scene.nearness
+            x, y = origins[f]
+            window = np.s_[y:y + height, x:x + width]
+            writer.write(scene.rgb[window])
+            nearness[f] = scene.nearness[window]
+    if framing != "full":
+        body, hands, face = (crop_points(points, origins, (width, height)) for points in (body, hands, face))
     depth_path, depth_maps = depth_names(name)  # `animate prepare --depth`'s layout
     clip = DepthClip.from_nearness(nearness, options.fps)
     with VideoWriter(root / depth_path, options.fps) as writer:
@@ -117,14 +130,18 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int, int],
     pose_path, keypoints_path = output_names(name)
     render_pose_video(seq, root / pose_path, options.profile)
     seq.save(root / keypoints_path)
-    ref_body, ref_hands, _ = neutral_pose(figure, width, height, dance_seed)
+    ref_body, ref_hands, _ = neutral_pose(figure, *canvas, dance_seed)
     ref_path = f"{REFS}/{name}.png"
     (root / REFS).mkdir(exist_ok=True)
-    Image.fromarray(draw_figure(figure, ref_body, ref_hands, width, height, background)[0]).save(root / ref_path)
+    ref = draw_figure(figure, ref_body, ref_hands, *canvas, background)[0]
+    if framing != "full":
+        x, y = crop_origins(ref_body[None], framing, (width, height), canvas)[0]
+        ref = ref[y:y + height, x:x + width]
+    Image.fromarray(ref).save(root / ref_path)
     return {"video_path": video_path, "kps_path": pose_path, "keypoints_path": keypoints_path,
             "depth_path": depth_path, "frames": options.frames, "fps": options.fps, "width": width, "height": height,
             "split": split, "ref_path": ref_path, "figure_seed": figure_seed, "dance_seed": dance_seed,
-            "identity": identity_seed, "caption": video_caption(figure, dance_seed)}
+            "identity": identity_seed, "caption": video_caption(figure, dance_seed), "framing": framing}
 
 
 def video_caption(figure: Figure, dance_seed: int) -> str:

@@ -16,6 +16,8 @@ from torch.utils.data import Dataset
 from animate.errors import AnimateError, first_line
 from animate.native_logs import native_stderr_silenced
 from animate.pipeline.animate import clip_pixels, pose_pixels, vae_pixels
+from animate.pose.face import crop_face, face_box
+from animate.pose.keypoints import PoseSequence
 
 CROP_SCALE = (0.9, 1.0)  # the crop's area as a share of the largest box of the output's aspect (Moore's img_scale)
 
@@ -25,12 +27,16 @@ Box = tuple[float, float, float, float]
 
 @dataclass(frozen=True)
 class VideoEntry:
-    """One meta entry: a source video, its frame-aligned pose video (and depth video), and their frame count."""
+    """One meta entry: a source video, its frame-aligned pose video (and depth video), and their frame count; for the
+    content guider its keypoints file, the person it shows (`identity`; the video itself when not given) and caption."""
 
     video: str
     pose: str
     num_frames: int
     depth: str | None = None
+    keypoints: str | None = None
+    identity: str = ""
+    caption: str = ""
 
 
 def _open(path: str) -> decord.VideoReader:
@@ -60,9 +66,10 @@ def _frame_count(video: str, *aligned: str) -> int:
     return num_frames
 
 
-def load_meta(meta: MetaPaths, depth: bool = False) -> list[VideoEntry]:
+def load_meta(meta: MetaPaths, depth: bool = False, content: bool = False) -> list[VideoEntry]:
     """The entries of one or more meta.json files, paths resolved against each file's folder, frame counts checked;
-    with `depth`, every entry needs a depth_path (`animate prepare --depth`, `animate synth`)."""
+    with `depth`, every entry needs a depth_path (`animate prepare --depth`, `animate synth`); with `content`, a
+    keypoints_path (its identity and caption are optional)."""
     entries = []
     for file in map(Path, [meta] if isinstance(meta, (str, os.PathLike)) else meta):
         if not file.is_file():
@@ -77,14 +84,26 @@ def load_meta(meta: MetaPaths, depth: bool = False) -> list[VideoEntry]:
             if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("video_path", "kps_path")):
                 raise AnimateError(f"dataset meta {file}: entry {number} needs string fields video_path and kps_path")
             video, pose = str(file.parent / item["video_path"]), str(file.parent / item["kps_path"])
+            extra = _content_fields(item, file, number, video) if content else {}
             if not depth:
-                entries.append(VideoEntry(video, pose, _frame_count(video, pose)))
+                entries.append(VideoEntry(video, pose, _frame_count(video, pose), **extra))
                 continue
             if not isinstance(item.get("depth_path"), str):
                 raise AnimateError(f"dataset meta {file}: entry {number} has no depth_path (prepare it with --depth)")
             depth_video = str(file.parent / item["depth_path"])
-            entries.append(VideoEntry(video, pose, _frame_count(video, pose, depth_video), depth_video))
+            entries.append(VideoEntry(video, pose, _frame_count(video, pose, depth_video), depth_video, **extra))
     return entries
+
+
+def _content_fields(item: dict, file: Path, number: int, video: str) -> dict:
+    """An entry's keypoints file, identity and caption (the guider's data), or a one-line error."""
+    if not isinstance(item.get("keypoints_path"), str):
+        raise AnimateError(f"dataset meta {file}: entry {number} has no keypoints_path (the face crops need it)")
+    caption = item.get("caption", "")
+    if not isinstance(caption, str):
+        raise AnimateError(f"dataset meta {file}: entry {number}: caption must be a string")
+    return {"keypoints": str(file.parent / item["keypoints_path"]), "identity": str(item.get("identity", video)),
+            "caption": caption}
 
 
 def crop_box(rng: np.random.Generator, frame_width: int, frame_height: int, width: int, height: int) -> Box:
@@ -100,11 +119,11 @@ class PoseVideoDataset(Dataset):
     the depth frames too when `depth` is asked for."""
 
     def __init__(self, meta: MetaPaths, width: int, height: int, min_frames: int, seed: int | None,
-                 depth: bool = False):
+                 depth: bool = False, content: bool = False):
         if width < 8 or height < 8 or width % 8 or height % 8:
             raise AnimateError(f"width and height must be positive multiples of 8, got {width}x{height}")
         self.width, self.height, self.seed, self.epoch, self.depth = width, height, seed, 0, depth
-        entries = load_meta(meta, depth)
+        entries = load_meta(meta, depth, content)
         self.entries = [entry for entry in entries if entry.num_frames >= min_frames]
         if not self.entries:
             raise AnimateError(f"no video in the dataset meta has at least {min_frames} frames ({len(entries)} listed)")
@@ -167,10 +186,10 @@ class Stage1Dataset(PoseVideoDataset):
     """Stage 1 items: reference and target frames of a video, the target's pose, one crop; CLIP gets the whole ref."""
 
     def __init__(self, meta: MetaPaths, width: int, height: int, sample_margin: int = 30, seed: int | None = None,
-                 depth: bool = False):
+                 depth: bool = False, content: bool = False):
         if sample_margin < 0:
             raise AnimateError(f"sample_margin must be >= 0, got {sample_margin}")
-        super().__init__(meta, width, height, min_frames=2, seed=seed, depth=depth)
+        super().__init__(meta, width, height, min_frames=2, seed=seed, depth=depth, content=content)
         self.sample_margin = sample_margin
 
     def frame_pair(self, rng: np.random.Generator, num_frames: int) -> tuple[int, int]:
@@ -183,7 +202,10 @@ class Stage1Dataset(PoseVideoDataset):
     def item(self, index: int) -> dict[str, torch.Tensor]:
         """Reference and target frames of entry `index`, the target's pose, one crop."""
         entry, rng = self.entries[index], self._rng(index)
-        ref, target = self.frame_pair(rng, entry.num_frames)
+        return self.pair_item(entry, rng, *self.frame_pair(rng, entry.num_frames))
+
+    def pair_item(self, entry: VideoEntry, rng: np.random.Generator, ref: int, target: int) -> dict[str, torch.Tensor]:
+        """The item of one (reference, target) frame pair of an entry."""
         frames = read_frames_at(entry.video, [ref, target])
         box = crop_box(rng, frames.shape[2], frames.shape[1], self.width, self.height)
         ref_pixels, target_pixels = self._vae(self._crop(frames, box))
@@ -227,3 +249,41 @@ class Stage2Dataset(PoseVideoDataset):
             "clip_pixel_values": clip_pixels(Image.fromarray(frames[-1]))[0],
             **self._depth(entry, indices, box),
         }
+
+
+class GuiderDataset(Stage1Dataset):
+    """Stage 1 items plus the content guider's inputs: a face crop of the same person from another of its videos
+    (another frame of this one when it has no other), never the target's own face, as CLIP input; whether a face was
+    seen there; and the video's caption."""
+
+    def __init__(self, meta: MetaPaths, width: int, height: int, sample_margin: int = 30, seed: int | None = None):
+        super().__init__(meta, width, height, sample_margin, seed, content=True)
+        self.by_identity: dict[str, list[int]] = {}
+        for index, entry in enumerate(self.entries):
+            self.by_identity.setdefault(entry.identity, []).append(index)
+
+    def item(self, index: int) -> dict[str, torch.Tensor]:
+        """The stage-1 item of entry `index` with a face crop from elsewhere and the caption."""
+        entry, rng = self.entries[index], self._rng(index)
+        ref, target = self.frame_pair(rng, entry.num_frames)
+        face = self.face_crop(*self.face_source(rng, index, target))
+        return {**self.pair_item(entry, rng, ref, target),
+                "face_clip_pixel_values": clip_pixels(face or Image.new("RGB", (8, 8)))[0],
+                "face_seen": torch.tensor(face is not None), "caption": entry.caption}
+
+    def face_source(self, rng: np.random.Generator, index: int, target: int) -> tuple[VideoEntry, int]:
+        """Where the face comes from: a random frame of another video of the person, else another frame of this one."""
+        others = [other for other in self.by_identity[self.entries[index].identity] if other != index]
+        if others:
+            entry = self.entries[int(rng.choice(others))]
+            return entry, int(rng.integers(entry.num_frames))
+        entry = self.entries[index]
+        frames = [frame for frame in range(entry.num_frames) if frame != target]
+        return entry, int(rng.choice(frames))
+
+    @staticmethod
+    def face_crop(entry: VideoEntry, frame: int) -> Image.Image | None:
+        """The face crop of a frame from its keypoints (None where no face is seen: a back view, a tiny face)."""
+        keypoints = PoseSequence.load(entry.keypoints)
+        box = face_box(keypoints.body[frame], keypoints.face[frame])
+        return None if box is None else crop_face(Image.fromarray(read_frames_at(entry.video, [frame])[0]), box)

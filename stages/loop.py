@@ -16,6 +16,7 @@ from animate.atomic import write_text
 from animate.errors import AnimateError, Terminated
 from animate.models.bundle import AnimateModels
 
+from .content import encode_content, photo_free_context
 from .datasets import PoseVideoDataset
 from .network import AnimateNet
 from .objective import drop_mask, training_scheduler
@@ -28,17 +29,21 @@ LR_SCHEDULES = ("constant", "cosine", "linear")
 
 def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, trained: list[torch.nn.Parameter],
                  optimizer: torch.optim.Optimizer, dataset: PoseVideoDataset, cfg, weight_dtype: torch.dtype,
-                 resume_from: str | None, preview_frames: int, control: str | None = None) -> Path:
+                 resume_from: str | None, preview_frames: int, control: str | None = None,
+                 guided: bool = False) -> Path:
     """Train `trained` (the rest frozen) on `dataset`; returns the output folder holding the checkpoints.
 
     `control` (depth | pose): the models' ControlNet of that kind joins every call, reading the batch's depth or pose
-    images (a share `train.control_dropout` of the samples get black ones). Every `train.validate_every` steps the
+    images (a share `train.control_dropout` of the samples get black ones). `guided`: the models' content guider joins
+    every call with each sample's face crop and caption (dropped on their own: `train.face_dropout`,
+    `train.text_dropout`; the reference by `train.condition_dropout`). Every `train.validate_every` steps the
     main process writes a preview of `preview_frames` frames. SIGTERM ends the run after a checkpoint with Terminated.
     """
     run = cfg.train
     output_dir = Path(run.output_dir)
     controlnet = models.controlnets[control] if control else None
-    net = AnimateNet(models.reference_net, models.animate_unet, controlnet).to(torch.float32)
+    net = AnimateNet(models.reference_net, models.animate_unet, controlnet, models.guider if guided else None,
+                     models.text_encoder if guided else None, motion=not guided).to(torch.float32)
     # A generator of its own: starting an epoch's iterator must not draw from the global one, which a checkpoint
     # restores (a resumed run starts one more iterator than the run it continues).
     loader = DataLoader(dataset, batch_size=run.batch_size, shuffle=True, drop_last=True,
@@ -70,8 +75,13 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                 latents, reference, context, pose, dropped = encode_batch(
                     models.vae, models.image_encoder, batch, uncond, run.condition_dropout, weight_dtype)
                 images = None if control is None else control_images(batch, control, run.control_dropout)
+                content = None
+                if guided:
+                    content, face_embeds = encode_content(models.image_encoder, models.tokenizer, batch,
+                                                          run.face_dropout, run.text_dropout, weight_dtype)
+                    context = photo_free_context(context, dropped, face_embeds, content.face_kept)
                 loss = diffusion_loss(net, noise_schedule, latents, reference, context, pose, dropped,
-                                      run.noise_offset, run.snr_gamma, step + 1, images)
+                                      run.noise_offset, run.snr_gamma, step + 1, images, content)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(trained, run.max_grad_norm)
@@ -96,7 +106,7 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                 if accelerator.is_main_process:
                     net.eval()
                     with accelerator.autocast():
-                        write_preview(models, cfg, preview_frames, step, output_dir, control)
+                        write_preview(models, cfg, preview_frames, step, output_dir, control, guided)
                     net.train()
                 accelerator.wait_for_everyone()
             if done:

@@ -6,6 +6,7 @@ from einops import rearrange
 
 from animate.errors import AnimateError
 
+from .content import ContentBatch
 from .network import AnimateNet
 from .objective import drop_mask, min_snr_weights, offset_noise, target, weighted_mse
 
@@ -30,12 +31,13 @@ def encode_batch(vae, image_encoder, batch: dict, uncond: torch.Tensor, dropout:
 
 def diffusion_loss(net: AnimateNet, noise_schedule: DDPMScheduler, latents: torch.Tensor, reference: torch.Tensor,
                    context: torch.Tensor, pose: torch.Tensor, dropped: torch.Tensor, noise_offset: float,
-                   snr_gamma: float, step: int, control: torch.Tensor | None = None) -> torch.Tensor:
+                   snr_gamma: float, step: int, control: torch.Tensor | None = None,
+                   content: ContentBatch | None = None) -> torch.Tensor:
     """Min-SNR-weighted MSE of the network's v-prediction at random timesteps; a NaN/inf loss is an error."""
     noise = offset_noise(latents, noise_offset)
     timesteps = torch.randint(0, noise_schedule.config.num_train_timesteps, (len(latents),), device=latents.device)
     noisy = noise_schedule.add_noise(latents, noise, timesteps)
-    prediction = net(noisy, timesteps, reference, context, pose, dropped, control)
+    prediction = net(noisy, timesteps, reference, context, pose, dropped, control, content)
     loss = weighted_mse(prediction, target(noise_schedule, latents, noise, timesteps),
                         min_snr_weights(noise_schedule, timesteps, snr_gamma))
     if not torch.isfinite(loss):

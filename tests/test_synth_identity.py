@@ -85,3 +85,41 @@ def test_outfits_must_be_positive(tmp_path):
 
     with pytest.raises(AnimateError, match="--outfits must be at least 1"):
         synthesize(replace(SynthOptions(tmp_path / "x", train_videos=1, test_videos=0), outfits=0))
+
+
+@pytest.fixture(scope="module")
+def framed(tmp_path_factory):
+    """Two videos per close framing, 4 frames at 64x96 (with their meta)."""
+    out = {}
+    for framing in ("half", "head"):
+        folder = tmp_path_factory.mktemp(framing) / "data"
+        synthesize(SynthOptions(folder, train_videos=2, test_videos=0, frames=4, width=64, height=96, fps=12.0,
+                                seed=8, workers=1, framing=framing))
+        out[framing] = folder
+    return out
+
+
+@pytest.mark.parametrize("framing, head_px", [("half", 24), ("head", 38)])
+def test_close_framings_show_big_faces_with_the_neck_where_the_camera_keeps_it(framed, framing, head_px):
+    """The head is HEAD_SHARE of the frame (at least 24 px at the demo's 64x96), the neck at NECK_AT, and the face
+    points give a face crop of at least the guider's 16 px in every frame."""
+    from animate.pose.face import face_box
+    from animate.pose.keypoints import PoseSequence
+    from data_tools.framing import HEAD_SHARE, NECK_AT, zoom_of
+
+    folder = framed[framing]
+    for entry in json.loads((folder / "meta.json").read_text()):
+        figure = Figure.from_seeds(entry["identity"], entry["figure_seed"])
+        zoom = zoom_of(figure, framing)
+        head = 2 * figure.head_half_height / figure.standing_height * figure.size * zoom * 96
+        assert zoom > 1 and head == pytest.approx(HEAD_SHARE[framing] * 96) and head >= head_px
+        keypoints = PoseSequence.load(folder / entry["keypoints_path"])
+        neck = keypoints.body[:, 1]
+        assert np.all(np.abs(neck[:, 1] - NECK_AT[framing] * 96) <= 1) and np.all(np.abs(neck[:, 0] - 32) <= 1)
+        assert all(face_box(keypoints.body[f], keypoints.face[f]).side >= 16 for f in range(len(keypoints)))
+        for points in (keypoints.body, keypoints.hands, keypoints.face):
+            outside = (points[..., 0] < 0) | (points[..., 0] >= 64) | (points[..., 1] < 0) | (points[..., 1] >= 96)
+            assert np.all(points[outside][:, 2] == 0)  # what the camera does not see is missing
+        if framing == "head":
+            assert (keypoints.body[:, 9:14, 1] >= 96).all()  # knees and ankles: below the frame
+

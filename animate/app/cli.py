@@ -183,9 +183,10 @@ def _add_depth(commands) -> None:
 def _add_train(commands) -> None:
     p = commands.add_parser("train", help="train a stage", description="Train a stage (accelerate: `accelerate launch -m "
                             "animate train ...` for several GPUs).")
-    p.add_argument("stage", choices=("stage1", "stage2", "control", "autoencoder"),
+    p.add_argument("stage", choices=("stage1", "stage2", "control", "guider", "autoencoder"),
                    help="stage1: ReferenceNet + pose guider + UNet on image pairs; stage2: motion modules on clips; "
                         "control: a Video ControlNet (control.kind=depth|pose) on clips with their depth or pose; "
+                        "guider: the content guider (face and text tokens) on image pairs with faces and captions; "
                         "autoencoder: a small size's VAE on frames")
     p.add_argument("--config", type=Path, help="YAML config (default configs/train/<stage>.yaml)")
     p.add_argument("--resume", help="latest, or a checkpoint folder")
@@ -211,6 +212,10 @@ def _add_synth(commands) -> None:
     p.add_argument("--workers", type=int, help="videos rendered at once (default: one per core)")
     p.add_argument("--outfits", type=int, default=1, help="videos per person: the same identity in other clothes, "
                    "rooms and dances (default %(default)s)")
+    p.add_argument("--framing", choices=("full", "half", "head", "mixed"), default="full",
+                   help="the camera: full body, half body or head and shoulders (a camera that follows the neck; "
+                        "the head a quarter or 40%% of the frame), or mixed (one of them per video) "
+                        "(default: %(default)s)")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
 
 
@@ -321,7 +326,7 @@ def _synth(args) -> None:
     say(synthesize(SynthOptions(
         out=args.out, train_videos=args.train, test_videos=args.test, frames=args.frames, width=args.width,
         height=args.height, fps=args.fps, seed=args.seed, profile=args.profile, force=args.force, workers=args.workers,
-        outfits=args.outfits,
+        outfits=args.outfits, framing=args.framing,
     )), sys.stdout)
 
 
@@ -353,11 +358,11 @@ def _depth(args) -> None:
 
 def _train(args) -> None:
     from ..paths import CONFIG_DIR
-    from stages import autoencoder, control, stage1, stage2
+    from stages import autoencoder, control, guider, stage1, stage2
 
     default = "autoencoder_tiny" if args.stage == "autoencoder" else args.stage
     config = args.config or CONFIG_DIR / "train" / f"{default}.yaml"
-    train = {"stage1": stage1.train, "stage2": stage2.train, "control": control.train,
+    train = {"stage1": stage1.train, "stage2": stage2.train, "control": control.train, "guider": guider.train,
              "autoencoder": autoencoder.train}[args.stage]
     say(train(config, args.overrides, resume_from=args.resume), sys.stdout)
 

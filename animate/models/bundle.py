@@ -108,18 +108,28 @@ def build_random_models(size: str, seed: int = 0, motion: bool = True) -> Animat
     return AnimateModels(vae, image_encoder, *unets, profile="ours")
 
 
-def build_random_guider(models: AnimateModels, size: str, seed: int = 0) -> AnimateModels:
-    """Give `models` a random content guider of the size (its keys and values copied from attn2, IP-Adapter's start),
-    a random text encoder and the size's tokenizer; returns `models`."""
-    config = size_config(size)
-    torch.manual_seed(seed)
+def new_guider(models: AnimateModels, shape: dict) -> ContentGuider:
+    """A fresh content guider for the models' UNet and image encoder (`shape`: num_tokens, depth, heads, head_dim),
+    its keys and values copied from attn2 (IP-Adapter's start), in the UNet's dtype."""
     unet = models.denoising_unet
-    models.guider = ContentGuider(guider_config(unet, models.image_encoder.config.hidden_size, **config["guider"]))
-    models.guider.init_from(unet)
-    text = {k: v for k, v in config["text_encoder"].items() if k != "architectures"}
-    models.text_encoder = CLIPTextModel(CLIPTextConfig(**text))
-    models.tokenizer = CLIPTokenizer.from_pretrained(str(model_size_dir(size) / "tokenizer"))
-    dtype = next(unet.parameters()).dtype
-    torch.nn.Module.to(models.guider, dtype=dtype)
-    torch.nn.Module.to(models.text_encoder, dtype=dtype)
+    guider = ContentGuider(guider_config(unet, models.image_encoder.config.hidden_size, **shape))
+    guider.init_from(unet)
+    return torch.nn.Module.to(guider, dtype=next(unet.parameters()).dtype)
+
+
+def random_text_encoder(size: str) -> tuple[CLIPTextModel, CLIPTokenizer]:
+    """A random small CLIP text encoder of a size (tiny, demo) and the size's tokenizer."""
+    folder = model_size_dir(size)
+    if not (folder / "tokenizer").is_dir():
+        raise AnimateError(f"the {size} size has no small text encoder: use SD-1.5's (`animate download --set text`)")
+    text = {k: v for k, v in size_config(size)["text_encoder"].items() if k != "architectures"}
+    return CLIPTextModel(CLIPTextConfig(**text)), CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
+
+
+def build_random_guider(models: AnimateModels, size: str, seed: int = 0) -> AnimateModels:
+    """Give `models` a random content guider, text encoder and tokenizer of the size; returns `models`."""
+    torch.manual_seed(seed)
+    models.guider = new_guider(models, size_config(size)["guider"])
+    models.text_encoder, models.tokenizer = random_text_encoder(size)
+    torch.nn.Module.to(models.text_encoder, dtype=next(models.denoising_unet.parameters()).dtype)
     return models
