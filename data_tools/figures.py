@@ -547,6 +547,23 @@ def part_labels(figure: Figure, body: np.ndarray, hands: np.ndarray | None, widt
     return canvas.labels
 
 
+FACE_REGIONS = ("none", "skin", "hair", "eyes")  # face_regions' labels
+_REGION_PROBES = (("skin", (255.0, 0.0, 255.0)), ("hair", (0.0, 255.0, 0.0)), ("eyes", (255.0, 255.0, 0.0)))
+
+
+def face_regions(figure: Figure, body: np.ndarray, hands: np.ndarray | None, width: int, height: int,
+                 background: np.ndarray) -> np.ndarray:
+    """Which head pixels of `draw_figure` show the figure's skin, hair or irises (FACE_REGIONS labels, uint8 HxW):
+    the pixels that change when that colour alone is changed, on the head only."""
+    image, labels = draw_figure(figure, body, hands, width, height, background)
+    regions = np.zeros((height, width), np.uint8)
+    head = labels == PART["head"]
+    for label, (name, probe) in enumerate(_REGION_PROBES, 1):
+        changed = draw_figure(dataclasses.replace(figure, **{name: probe}), body, hands, width, height, background)[0]
+        regions[head & (changed != image).any(-1) & (regions == 0)] = label
+    return regions
+
+
 @dataclass(frozen=True)
 class Piece:
     """One painted part of a frame: its label, shape and front surface, with the base it was painted at (its depth

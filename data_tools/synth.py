@@ -3,7 +3,9 @@
 Per video `<split>_<index>`: videos/<name>.mp4 (the figure dancing), poses/<name>.mp4 (its keypoints drawn in the
 profile's style, frame-aligned), keypoints/<name>.pose.npz, depth/<name>.depth.npz (the exact depth of every frame,
 `data_tools.depth`, as nearness 1/z in animate.depth.maps' lossless format) and depth/<name>.mp4 (its 8-bit
-rendering, near bright), refs/<name>.png (the same figure in a relaxed pose on the same background, for evaluation);
+rendering, near bright), refs/<name>.png (the same figure in a relaxed pose on the same background, for evaluation),
+and for the test split regions/<name>.npz (`regions`: per frame which pixels show the skin, hair and irises of the
+head, data_tools.figures.FACE_REGIONS, for `animate eval --face`);
 meta.json, meta_train.json and meta_test.json list them like prepare's meta files (`split` = train or test) plus
 depth_path (the .mp4; the .depth.npz beside it), ref_path, figure_seed and dance_seed, identity (the seed of the
 person: with `outfits` > 1 that many videos show one person in other clothes, rooms and dances) and caption (from the
@@ -36,12 +38,12 @@ from .backgrounds import make_background, wall_colour
 from .captions import caption
 from .dances import make_dance, neutral_pose
 from .depth import Room, draw_scene
-from .figures import Figure, draw_figure
+from .figures import Figure, draw_figure, face_regions
 from .framing import FRAMINGS, crop_origins, crop_points, render_size, video_framing, zoom_of
 from .prepare import DEPTH, depth_names, output_names, render_pose_video
 
 SPLITS = ("train", "test")
-VIDEOS, REFS = "videos", "refs"
+VIDEOS, REFS, REGIONS = "videos", "refs", "regions"
 
 
 @dataclass
@@ -112,6 +114,7 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int, int],
         origins = crop_origins(body, framing, (width, height), canvas)
     video_path = f"{VIDEOS}/{name}.mp4"
     nearness = np.empty((options.frames, height, width), np.float32)
+    regions = np.zeros((options.frames, height, width), np.uint8) if split == "test" else None
     with VideoWriter(root / video_path, options.fps) as writer:
         for f in range(options.frames):
             scene = draw_scene(figure, body[f], hands[f], room, background)
@@ -119,6 +122,11 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int, int],
             window = np.s_[y:y + height, x:x + width]
             writer.write(scene.rgb[window])
             nearness[f] = scene.nearness[window]
+            if regions is not None:  # the held-out videos' face regions, for `animate eval --face`
+                regions[f] = face_regions(figure, body[f], hands[f], *canvas, background)[window]
+    if regions is not None:
+        (root / REGIONS).mkdir(exist_ok=True)
+        np.savez_compressed(root / REGIONS / f"{name}.npz", regions=regions)
     if framing != "full":
         body, hands, face = (crop_points(points, origins, (width, height)) for points in (body, hands, face))
     depth_path, depth_maps = depth_names(name)  # `animate prepare --depth`'s layout

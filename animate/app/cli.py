@@ -226,6 +226,11 @@ def _add_eval(commands) -> None:
     p.add_argument("--pred", type=Path, required=True, help="a video, a PNG-frame folder, or a folder of them")
     p.add_argument("--gt", type=Path, required=True, help="the same for the ground truth")
     p.add_argument("--json", type=Path, help="also write the scores as JSON")
+    p.add_argument("--face", action="store_true", help="also score the face: PSNR in the truth's face crop, and the "
+                   "colour error of skin, hair and irises (the truth's keypoints and regions beside it: "
+                   "<data>/keypoints, <data>/regions, as `animate synth` writes them)")
+    p.add_argument("--arcface", type=Path, help="insightface's w600k_r50.onnx (non-commercial): also the ArcFace "
+                   "cosine similarity of the faces (implies --face; needs onnxruntime)")
 
 
 def _add_download(commands) -> None:
@@ -333,7 +338,7 @@ def _synth(args) -> None:
 def _eval(args) -> None:
     from .evaluation import run_eval
 
-    say(run_eval(args.pred, args.gt, args.json), sys.stdout)
+    say(run_eval(args.pred, args.gt, args.json, args.face, args.arcface), sys.stdout)
 
 
 def _upscale(args) -> None:

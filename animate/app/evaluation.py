@@ -28,6 +28,8 @@ from ..atomic import write_text
 from ..errors import AnimateError
 from ..media.image import load_image
 from ..media.video import probe_video, read_frames
+from ..pose.arcface import ArcFace
+from .face_scores import FACE_METRICS, FaceScores, face_truth
 
 METRICS = ("psnr", "ssim", "l1", "flicker")
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
@@ -36,6 +38,8 @@ _SSIM_WINDOW, _SSIM_SIGMA = 11, 1.5
 _SSIM_C1, _SSIM_C2 = 0.01**2, 0.03**2
 _COLUMNS = (("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("l1", "L1", "{:.4f}"),
             ("flicker", "flicker", "{:.3f}"))
+_FACE_COLUMNS = (("face_psnr", "face PSNR (dB)", "{:.2f}"), ("skin", "skin Δ", "{:.4f}"), ("hair", "hair Δ", "{:.4f}"),
+                 ("eyes", "eyes Δ", "{:.4f}"), ("arcface", "ArcFace cos", "{:.3f}"))
 _NAMES_SHOWN = 5
 
 
@@ -203,8 +207,9 @@ def read_video_frames(path: str | os.PathLike) -> np.ndarray:
     return frames
 
 
-def evaluate_pair(pred_path: str | os.PathLike, gt_path: str | os.PathLike) -> dict:
-    """psnr, ssim, l1, flicker and frames of a prediction against its truth, streamed one frame pair at a time."""
+def evaluate_pair(pred_path: str | os.PathLike, gt_path: str | os.PathLike, face: FaceScores | None = None) -> dict:
+    """psnr, ssim, l1, flicker and frames of a prediction against its truth, streamed one frame pair at a time, and
+    the face scores when `face` (the truth's face) is given."""
     pred, gt = _open(pred_path), _open(gt_path)
     if pred.num_frames != gt.num_frames:
         raise AnimateError(f"frame counts differ: {pred.path} has {pred.num_frames} frames, "
@@ -219,7 +224,9 @@ def evaluate_pair(pred_path: str | os.PathLike, gt_path: str | os.PathLike) -> d
             raise AnimateError(f"frame counts differ: {short.path} ended after {index} of its "
                                f"{short.num_frames} frames")
         scores.add(p.astype(np.float64) / 255, g.astype(np.float64) / 255)
-    return scores.result()
+        if face is not None:
+            face.add(index, p, g)
+    return {**scores.result(), **(face.result() if face is not None else {})}
 
 
 def _is_one_video(path: Path) -> bool:
@@ -272,14 +279,21 @@ def _pairs(pred: Path, gt: Path) -> list[tuple[str, Path, Path]]:
     return [(name, pred_videos[name], gt_videos[name]) for name in sorted(pred_videos)]
 
 
-def evaluate(pred: str | os.PathLike, gt: str | os.PathLike) -> list[dict]:
+def evaluate(pred: str | os.PathLike, gt: str | os.PathLike, face: bool = False,
+             arcface: Path | None = None) -> list[dict]:
     """Score a prediction against its truth: two videos, or two folders of videos matched by name, one pair at a time.
 
-    A video is a video file or a folder of PNG frames; each row holds name, pred, gt, frames and the metrics.
+    A video is a video file or a folder of PNG frames; each row holds name, pred, gt, frames and the metrics, and with
+    `face` the face scores (face_scores.py; ArcFace's with `arcface`, its ONNX file).
     """
+    pairs = _pairs(Path(pred), Path(gt))
+    truths = [face_truth(gt_path) for _, _, gt_path in pairs] if face or arcface else [None] * len(pairs)
+    model = ArcFace(arcface) if arcface else None
     rows = []
-    for name, pred_path, gt_path in _pairs(Path(pred), Path(gt)):
-        rows.append({"name": name, "pred": str(pred_path), "gt": str(gt_path), **evaluate_pair(pred_path, gt_path)})
+    for (name, pred_path, gt_path), truth in zip(pairs, truths):
+        scores = None if truth is None else FaceScores(truth, model)
+        rows.append({"name": name, "pred": str(pred_path), "gt": str(gt_path),
+                     **evaluate_pair(pred_path, gt_path, scores)})
     return rows
 
 
@@ -293,7 +307,8 @@ def _finite_mean(values: list[float]) -> float:
 
 def mean_scores(rows: list[dict]) -> dict:
     """Per metric the mean over videos of the finite values (an inf PSNR is left out), and the total frames."""
-    means = {metric: _finite_mean([row[metric] for row in rows]) for metric in METRICS}
+    means = {metric: _finite_mean([row[metric] for row in rows]) for metric in (*METRICS, *FACE_METRICS)
+             if metric in rows[0]}
     return {"frames": sum(row["frames"] for row in rows), **means}
 
 
@@ -306,10 +321,11 @@ def _cell(value: float, spec: str) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """A markdown table, one row per video and a `mean` row (means of finite values, total frames)."""
-    lines = ["| video | frames | " + " | ".join(title for _, title, _ in _COLUMNS) + " |",
-             "|---|---:|" + "---:|" * len(_COLUMNS)]
+    columns = _COLUMNS + (_FACE_COLUMNS if "face_psnr" in rows[0] else ())
+    lines = ["| video | frames | " + " | ".join(title for _, title, _ in columns) + " |",
+             "|---|---:|" + "---:|" * len(columns)]
     for name, row in [(row["name"], row) for row in rows] + [("mean", mean_scores(rows))]:
-        cells = [name.replace("|", "\\|"), str(row["frames"])] + [_cell(row[key], spec) for key, _, spec in _COLUMNS]
+        cells = [name.replace("|", "\\|"), str(row["frames"])] + [_cell(row[key], spec) for key, _, spec in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -329,9 +345,10 @@ def _write_json(path: Path, data: dict) -> None:
         raise AnimateError(f"cannot write {path}: {err.strerror or err}") from None
 
 
-def run_eval(pred: Path, gt: Path, json_out: Path | None = None) -> str:
+def run_eval(pred: Path, gt: Path, json_out: Path | None = None, face: bool = False,
+             arcface: Path | None = None) -> str:
     """`animate eval`: score pred against gt, return the table; json_out gets {"videos": rows, "mean": means}."""
-    rows = evaluate(pred, gt)
+    rows = evaluate(pred, gt, face, arcface)
     if json_out is not None:
         clean = [{key: _json_value(value) for key, value in row.items()} for row in rows]
         mean = {key: _json_value(value) for key, value in mean_scores(rows).items()}

@@ -33,9 +33,10 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..errors import AnimateError, first_line
+from ..errors import AnimateError
 from ..media.image import load_image
 from ..media.video import probe_video, read_frames
+from ..onnx_models import onnx_session
 from .keypoints import PoseSequence
 
 DETECTOR_FILE, POSE_FILE = "yolox_l.onnx", "dw-ll_ucoco_384.onnx"
@@ -67,22 +68,6 @@ def find_models(folder: str | os.PathLike) -> tuple[Path, Path]:
             raise AnimateError(f"DWPose model {name} not found in {folder} or {folder / 'DWPose'}")
         paths.append(path)
     return paths[0], paths[1]
-
-
-def _session(path: Path):
-    """An onnxruntime session on the GPU when onnxruntime has CUDA, else the CPU."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise AnimateError("the dwpose pose backend needs onnxruntime: pip install onnxruntime") from None
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    available = ort.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    try:
-        return ort.InferenceSession(os.fspath(path), options, providers=providers)
-    except Exception as err:  # onnxruntime raises its own exception types for unreadable models
-        raise AnimateError(f"cannot load {path}: {first_line(err)}") from None
 
 
 def _input_size(session, default: tuple[int, int]) -> tuple[int, int]:
@@ -179,8 +164,8 @@ class DWPoseExtractor:
 
     def __init__(self, folder: str | os.PathLike) -> None:
         detector_path, pose_path = find_models(folder)
-        self._detector = _session(detector_path)
-        self._pose = _session(pose_path)
+        self._detector = onnx_session(detector_path, "the dwpose pose backend")
+        self._pose = onnx_session(pose_path, "the dwpose pose backend")
         self._detector_size = _input_size(self._detector, DETECTOR_SIZE)
         self._pose_size = _input_size(self._pose, POSE_SIZE)
 
