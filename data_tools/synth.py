@@ -3,9 +3,10 @@
 Per video `<split>_<index>`: videos/<name>.mp4 (the figure dancing), poses/<name>.mp4 (its keypoints drawn in the
 profile's style, frame-aligned), keypoints/<name>.pose.npz, depth/<name>.depth.npz (the exact depth of every frame,
 `data_tools.depth`, as nearness 1/z in animate.depth.maps' lossless format) and depth/<name>.mp4 (its 8-bit
-rendering, near bright), refs/<name>.png (the same figure in a relaxed pose on the same background, for evaluation),
-and for the test split regions/<name>.npz (`regions`: per frame which pixels show the skin, hair and irises of the
-head, data_tools.figures.FACE_REGIONS, for `animate eval --face`);
+rendering, near bright), refs/<name>.png (the same figure in a relaxed pose on the same background, for evaluation)
+with its keypoints (refs/<name>.pose.npz), and for the test split regions/<name>.npz (`regions`: per frame which
+pixels show the skin, hair and irises of the head, data_tools.figures.FACE_REGIONS, for `animate eval --face`;
+`labels`: the part labels, 0 = the room);
 meta.json, meta_train.json and meta_test.json list them like prepare's meta files (`split` = train or test) plus
 depth_path (the .mp4; the .depth.npz beside it), ref_path, figure_seed and dance_seed, identity (the seed of the
 person: with `outfits` > 1 that many videos show one person in other clothes, rooms and dances) and caption (from the
@@ -115,6 +116,7 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int, int],
     video_path = f"{VIDEOS}/{name}.mp4"
     nearness = np.empty((options.frames, height, width), np.float32)
     regions = np.zeros((options.frames, height, width), np.uint8) if split == "test" else None
+    labels = np.zeros_like(regions) if regions is not None else None
     with VideoWriter(root / video_path, options.fps) as writer:
         for f in range(options.frames):
             scene = draw_scene(figure, body[f], hands[f], room, background)
@@ -124,9 +126,10 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int, int],
             nearness[f] = scene.nearness[window]
             if regions is not None:  # the held-out videos' face regions, for `animate eval --face`
                 regions[f] = face_regions(figure, body[f], hands[f], *canvas, background)[window]
+                labels[f] = scene.labels[window]
     if regions is not None:
         (root / REGIONS).mkdir(exist_ok=True)
-        np.savez_compressed(root / REGIONS / f"{name}.npz", regions=regions)
+        np.savez_compressed(root / REGIONS / f"{name}.npz", regions=regions, labels=labels)
     if framing != "full":
         body, hands, face = (crop_points(points, origins, (width, height)) for points in (body, hands, face))
     depth_path, depth_maps = depth_names(name)  # `animate prepare --depth`'s layout
@@ -138,14 +141,17 @@ def _write_video(root: Path, name: str, split: str, seeds: tuple[int, int, int],
     pose_path, keypoints_path = output_names(name)
     render_pose_video(seq, root / pose_path, options.profile)
     seq.save(root / keypoints_path)
-    ref_body, ref_hands, _ = neutral_pose(figure, *canvas, dance_seed)
+    ref_body, ref_hands, ref_face = neutral_pose(figure, *canvas, dance_seed)
     ref_path = f"{REFS}/{name}.png"
     (root / REFS).mkdir(exist_ok=True)
     ref = draw_figure(figure, ref_body, ref_hands, *canvas, background)[0]
+    ref_points = [points[None] for points in (ref_body, ref_hands, ref_face)]
     if framing != "full":
         x, y = crop_origins(ref_body[None], framing, (width, height), canvas)[0]
         ref = ref[y:y + height, x:x + width]
+        ref_points = [crop_points(points, np.array([[x, y]]), (width, height)) for points in ref_points]
     Image.fromarray(ref).save(root / ref_path)
+    PoseSequence(*ref_points, width, height, options.fps).save(root / REFS / f"{name}.pose.npz")
     return {"video_path": video_path, "kps_path": pose_path, "keypoints_path": keypoints_path,
             "depth_path": depth_path, "frames": options.frames, "fps": options.fps, "width": width, "height": height,
             "split": split, "ref_path": ref_path, "figure_seed": figure_seed, "dance_seed": dance_seed,

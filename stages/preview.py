@@ -24,7 +24,7 @@ def write_preview(models: AnimateModels, cfg, frames: int, step: int, output_dir
     entry = load_meta(list(cfg.data.meta), depth=control == "depth", content=guided)[0]
     content = None
     if guided:
-        content = Content(GuiderDataset.face_crop(entry, entry.num_frames - 1), entry.caption)
+        content = Content(face=GuiderDataset.face_crop(entry, entry.num_frames - 1), prompt=entry.caption)
     photo = Image.fromarray(next(read_frames(entry.video, 0, 1))).convert("RGB")
     poses = PoseFrames.from_video(entry.pose, width, height, frames)
     shown = PoseFrames.from_video(entry.depth, width, height, frames) if control == "depth" else poses

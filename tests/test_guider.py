@@ -151,3 +151,43 @@ def test_sd15_guider_shapes_on_the_meta_device():
     assert state["resampler.layers.3.1.1.weight"] == (3072, 768)
     assert state["face_k.15.weight"] == (320, 768) and state["text_v.6.weight"] == (1280, 768)
     assert not any(k.startswith("resampler.layers.4.") for k in state)
+
+
+def test_cfg_rows_give_the_face_and_prompt_to_the_conditional_half_and_the_negative_to_the_other():
+    from animate.pipeline.animate import Content, content_rows
+
+    both = Content(prompt="a red top", negative_prompt="blurry", face_scale=0.5, text_scale=2.0)
+    assert content_rows(both, guided=True, face=True) == {"face_index": (-1, 0), "face_scale": (0.5, 0.5),
+                                                          "text_index": (1, 0), "text_scale": (2.0, 2.0)}
+    negative_only = Content(negative_prompt="blurry")
+    assert content_rows(negative_only, guided=True, face=False)["text_index"] == (0, -1)
+    assert content_rows(both, guided=False, face=True) == {"face_index": (0,), "face_scale": (0.5,),
+                                                           "text_index": (0,), "text_scale": (2.0,)}
+
+
+@torch.no_grad()
+def test_a_negative_prompt_acts_through_cfg_only():
+    """With CFG the negative prompt changes the video (it reaches the unconditional half); without CFG there is no
+    unconditional half, and the video is the same bit for bit."""
+    import numpy as np
+    from PIL import Image
+
+    from animate.models.bundle import build_random_guider, build_random_models
+    from animate.pipeline.animate import AnimatePipeline, AnimateSettings, Content
+
+    pipeline = AnimatePipeline.for_inference(build_random_guider(build_random_models("tiny"), "tiny", seed=1))
+
+    class Poses:
+        def __len__(self):
+            return 2
+
+        def read(self, start, stop):
+            return np.zeros((stop - start, 64, 64, 3), np.uint8)
+
+    photo = Image.new("RGB", (64, 64), (180, 90, 40))
+    for guidance, changes in ((3.0, True), (1.0, False)):
+        settings = AnimateSettings(64, 64, steps=2, guidance=guidance, context_frames=2, context_overlap=1)
+        plain = pipeline.denoise(photo, Poses(), settings, progress=False, content=Content(prompt="a red top"))
+        negative = pipeline.denoise(photo, Poses(), settings, progress=False,
+                                    content=Content(prompt="a red top", negative_prompt="a blue top"))
+        assert (not torch.equal(plain, negative)) == changes

@@ -240,8 +240,8 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     session.notes.clear()
     if auto_face and face is None:
         say("warning: no face found in the photo (a back view, or too small): running without face tokens")
-    content = Content(face, options.prompt, options.negative_prompt, options.face_scale,
-                      1.0 if options.text_scale is None else options.text_scale)
+    content = Content(face=face, prompt=options.prompt, negative_prompt=options.negative_prompt,
+                      face_scale=options.face_scale, text_scale=1.0 if options.text_scale is None else options.text_scale)
     poses, pose_fps = pose_frames(options, keypoints, profile, width, height)
     fps = options.fps or pose_fps
     audio = Path(options.pose) if inputs.pose_type in ("video", "skeleton") and Path(options.pose).is_file() else None

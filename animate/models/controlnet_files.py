@@ -18,6 +18,7 @@ from ..pretrained import no_progress_bars
 from ..strict import check_state_dict
 from ..torch_files import load_torch_file
 from .controlnet import KINDS, VideoControlNet, check_control_scale
+from .parts import read_part
 
 PREFIX = "controlnet"
 METADATA_KEY = "controlnets"  # JSON: {kind: {"config": ControlNetModel config, "motion_pe": int | null, "scale": float}}
@@ -91,13 +92,7 @@ def build(state: ControlNetState, source: Path, kind: str) -> VideoControlNet:
 
 def _ours(path: Path, kind: str) -> tuple[VideoControlNet, float]:
     """The `kind` ControlNet of one of our weight files."""
-    try:
-        with safe_open(str(path), "pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys() if key.startswith(f"{PREFIX}.")}
-    except Exception as err:
-        raise AnimateError(f"{path}: not a readable weight file ({first_line(err)})") from None
-    states = split_keys(tensors, metadata, path)
+    states = split_keys(*read_part(path, PREFIX), path)
     if kind not in states:
         raise AnimateError(f"{path}: holds no {kind} ControlNet")
     return build(states[kind], path, kind), states[kind].scale

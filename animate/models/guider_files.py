@@ -7,11 +7,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from ..errors import AnimateError, first_line
 from ..strict import check_state_dict
 from .guider import ContentGuider, GuiderConfig
+from .parts import read_part
 
 PREFIX = "guider"
 METADATA_KEY = "guider"  # JSON: the GuiderConfig
@@ -52,12 +52,7 @@ def load_guider(path: str | Path) -> ContentGuider:
     file = path / "animate.safetensors" if path.is_dir() else path
     if not file.is_file():
         raise AnimateError(f"--guider {path}: not found")
-    try:
-        with safe_open(str(file), "pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys() if key.startswith(f"{PREFIX}.")}
-    except Exception as err:
-        raise AnimateError(f"{file}: not a readable weight file ({first_line(err)})") from None
+    tensors, metadata = read_part(file, PREFIX)
     guider = build_guider(tensors, metadata, file)
     if guider is None:
         raise AnimateError(f"{file}: holds no content guider")

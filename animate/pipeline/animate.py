@@ -68,7 +68,7 @@ def check_controls(controls: Sequence[Control], num_frames: int, context_frames:
         check_control_range(control.start, control.end)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Content:
     """The content guider's inputs of one video: a face crop (None: no face tokens), a prompt and a negative prompt
     ("": none) and the scales of the face and text tokens."""
