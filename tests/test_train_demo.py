@@ -43,3 +43,10 @@ def test_an_autoencoder_folder_without_weights_is_refused(tmp_path, data):
     assert result.stderr.splitlines() == [f"error: AUTOENCODER={data} has no sd-vae-ft-mse/config.json "
                                           "(give the weights folder the autoencoder stage wrote)"]
     assert not (tmp_path / "run").exists()
+
+
+def test_the_guider_demo_refuses_an_existing_output_folder(tmp_path):
+    result = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "train_guider_demo.sh"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {tmp_path} already exists (remove it or name another folder)"]
