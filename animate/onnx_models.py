@@ -6,7 +6,7 @@ from pathlib import Path
 from .errors import AnimateError, first_line
 
 
-def onnx_session(path: Path, what: str):
+def onnx_session(path: Path, what: str) -> object:
     """An onnxruntime session of `path` on the GPU when onnxruntime has CUDA, else the CPU; `what` needs it (errors)."""
     try:
         import onnxruntime as ort

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from animate.app.evaluation import psnr
+from animate.app.evaluation import finite_mean, psnr
 from animate.app.face_scores import FaceScores, FaceTruth
 from animate.media.video import read_frames
 from animate.models.weights import load_models
@@ -92,13 +92,16 @@ def score(pred: np.ndarray, truth: np.ndarray, face: FaceTruth, labels: np.ndarr
     return {**scores, **part_errors(pred.astype(np.float64), truth.astype(np.float64), labels)}
 
 
-def run_video(pipeline: AnimatePipeline, data: Path, entry: dict, entries: list[dict], args,
+def run_video(pipeline: AnimatePipeline, data: Path, entry: dict, entries: list[dict], args: argparse.Namespace,
               seed: int) -> dict[str, dict[str, float]]:
     """The scores of the seven runs of one held-out video at one seed."""
     width, height = entry["width"], entry["height"]
     photo = Image.open(data / entry["ref_path"]).convert("RGB")
     own = photo_face(data, entry)
-    other = photo_face(data, next(e for e in entries if e["identity"] == entry["identity"] and e is not entry))
+    others = [e for e in entries if e["identity"] == entry["identity"] and e is not entry]
+    if not others:
+        raise SystemExit(f"error: {entry['video_path']}: the person has no other held-out video (synth --outfits 2)")
+    other = photo_face(data, others[0])
     caption = entry["caption"]
     scales = dict(face_scale=args.face_scale, text_scale=args.text_scale)
     runs = {"base": (photo, Content()), "own face": (photo, Content(face=own, **scales)),
@@ -126,12 +129,6 @@ def run_video(pipeline: AnimatePipeline, data: Path, entry: dict, entries: list[
     return out
 
 
-def finite_mean(values: list[float]) -> float:
-    """The mean of the finite values (nan without any: a score no video had)."""
-    finite = [v for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
 def table(results: dict[int, dict[str, dict[str, dict[str, float]]]]) -> str:
     """Mean per run over videos and seeds, with the spread over seeds (the seeds' means: max − min)."""
     seeds = sorted(results)
@@ -139,7 +136,7 @@ def table(results: dict[int, dict[str, dict[str, dict[str, float]]]]) -> str:
     for run in RUNS:
         cells = []
         for metric in SCORES:
-            per_seed = [finite_mean([v[run][metric] for v in results[s].values()]) for s in seeds]
+            per_seed = [finite_mean([v[run][metric] for v in results[s].values()]) for s in seeds]  # nan: none
             cells.append(f"{np.mean(per_seed):.4f} ± {np.ptp(per_seed) / 2:.4f}" if len(seeds) > 1
                          else f"{per_seed[0]:.4f}")
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
@@ -163,6 +160,7 @@ def wins(results: dict[int, dict[str, dict[str, dict[str, float]]]]) -> str:
 
 
 def main(argv: list[str]) -> None:
+    """Score the guider of --weights on --data's held-out videos and print the tables."""
     args = parse_args(argv)
     entries = json.loads((args.data / "meta_test.json").read_text())
     models = load_models(args.weights)

@@ -3,12 +3,14 @@
 #   close-up synthetic data (people in several outfits, captions) → the shipped demo's stage 1 fine-tuned on the mixed
 #   framings → the guider (and the demo size's small text encoder) → scripts/eval_guider.py on the held-out people.
 # Usage: scripts/train_guider_demo.sh [OUT] (default runs/guider_demo; refused if it exists). Step counts: S1_STEPS,
-# GUIDER_STEPS, EVAL_STEPS in the environment; BASE=weights folder to start from (default examples/weights).
+# GUIDER_STEPS, GUIDER_LR, EVAL_STEPS in the environment; BASE=weights folder to start from (default
+# examples/weights). The defaults are the run docs/benchmarks.md reports.
 set -euo pipefail
 
 OUT=${1:-runs/guider_demo}
 S1_STEPS=${S1_STEPS:-400}
-GUIDER_STEPS=${GUIDER_STEPS:-1000}
+GUIDER_STEPS=${GUIDER_STEPS:-3000}
+GUIDER_LR=${GUIDER_LR:-2e-3}
 EVAL_STEPS=${EVAL_STEPS:-10}
 BASE=${BASE:-examples/weights}
 if [ -e "$OUT" ]; then
@@ -25,8 +27,8 @@ animate train stage1 --config configs/train/stage1_tiny.yaml init.weights="$BASE
   train.checkpoint_every=200 train.validate_every=200 train.log_every=10 validation.steps=10
 animate train guider --config configs/train/guider_tiny.yaml init.weights="$(latest "$OUT/stage1")/weights" \
   text.size=demo data.meta="[$OUT/train_data/meta_train.json]" train.output_dir="$OUT/guider" \
-  train.max_steps="$GUIDER_STEPS" train.batch_size=8 train.lr_schedule=cosine train.lr_warmup_steps=20 \
-  train.checkpoint_every=500 train.validate_every=500 train.log_every=10
+  train.max_steps="$GUIDER_STEPS" train.batch_size=8 train.learning_rate="$GUIDER_LR" train.lr_schedule=cosine \
+  train.lr_warmup_steps=20 train.checkpoint_every=1000 train.validate_every=1000 train.log_every=10
 weights="$(latest "$OUT/guider")/weights"
 echo "guider weights: $weights"
 echo "wall time of the model: $(( $(date +%s) - start )) s"

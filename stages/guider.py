@@ -28,13 +28,13 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     models = load_models(cfg.init.weights)
     if models.guider is None:
         models.guider = new_guider(models, dict(cfg.guider))
-    models.check_guider(str(cfg.init.weights))
     if models.text_encoder is None and cfg.text.encoder:
         models.text_encoder, models.tokenizer = load_text_encoder(Path(cfg.text.encoder))
         if models.text_encoder is None:
             raise AnimateError(f"text.encoder {cfg.text.encoder}: no text encoder there (`animate download --set text`)")
     elif models.text_encoder is None:
         models.text_encoder, models.tokenizer = random_text_encoder(cfg.text.size)
+    models.check_guider(str(cfg.init.weights))
     for model in models.modules().values():
         model.requires_grad_(False)
     trained = list(models.guider.requires_grad_(True).parameters())

@@ -280,7 +280,7 @@ def test_a_whole_clip_in_openais_layout_gives_its_text_half(tmp_path, tiny_ours_
 
     from transformers import CLIPConfig, CLIPModel
 
-    from animate.models.weights import load_models
+    from animate.models.weights import load_text_encoder
     from animate.paths import model_size_dir
 
     folder = tmp_path / "set"
@@ -293,8 +293,31 @@ def test_a_whole_clip_in_openais_layout_gives_its_text_half(tmp_path, tiny_ours_
     clip.save_pretrained(folder / "clip-vit-large-patch14")
     for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
         shutil.copy(model_size_dir("tiny") / "tokenizer" / name, folder / "clip-vit-large-patch14" / name)
-    models = load_models(folder)
+    encoder, tokenizer = load_text_encoder(folder)
     theirs = clip.state_dict()
-    assert all(torch.equal(value, theirs[f"text_model.{key}"]) for key, value in models.text_encoder.state_dict().items())
-    assert models.tokenizer("a red top").input_ids[1:-1] == [models.tokenizer.convert_tokens_to_ids(w + "</w>")
-                                                              for w in ("a", "red", "top")]
+    assert all(torch.equal(value, theirs[f"text_model.{key}"]) for key, value in encoder.state_dict().items())
+    assert tokenizer("a red top").input_ids[1:-1] == [tokenizer.convert_tokens_to_ids(w + "</w>")
+                                                      for w in ("a", "red", "top")]
+
+
+def test_a_text_encoder_without_its_tokenizer_or_of_another_width_is_one_line(guided_weights, guided_models, tmp_path):
+    """Encoder and tokenizer are found together (never one from here and one from the folder above), and a text
+    encoder whose tokens the guider cannot read is refused."""
+    import shutil
+
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from animate.errors import AnimateError
+    from animate.models.weights import load_models
+
+    lone = tmp_path / "lone" / "set"
+    shutil.copytree(guided_weights, lone)
+    shutil.rmtree(lone / "tokenizer")
+    with pytest.raises(AnimateError, match="a text tokenizer folder is missing"):
+        load_models(lone)
+    wide = tmp_path / "wide" / "set"
+    shutil.copytree(guided_weights, wide)
+    config = {**guided_models.text_encoder.config.to_dict(), "hidden_size": 32, "intermediate_size": 64}
+    CLIPTextModel(CLIPTextConfig(**config)).save_pretrained(wide / "text_encoder")
+    with pytest.raises(AnimateError, match="the text encoder gives tokens of 32, the guider reads 64"):
+        load_models(wide)

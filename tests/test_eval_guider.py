@@ -1,5 +1,5 @@
-"""scripts/eval_guider.py: six runs per held-out video, their tables, and a base run that is the model without its
-guider (tiny random weights, a tiny close-up split)."""
+"""scripts/eval_guider.py: seven runs per held-out video and their tables (tiny random weights, a tiny close-up
+split)."""
 
 import json
 import runpy
@@ -32,7 +32,7 @@ def guided_weights(tmp_path_factory):
     return save_weight_set(models, tmp_path_factory.mktemp("guided") / "set", "ours", torch.float32)
 
 
-def test_the_tables_and_the_base_run(close_split, guided_weights, tmp_path, capsys):
+def test_the_tables_and_the_runs(close_split, guided_weights, tmp_path, capsys):
     out = tmp_path / "scores.json"
     script["main"](["--data", str(close_split), "--weights", str(guided_weights), "--steps", "1", "--seeds", "3",
                     "--out", str(out)])

@@ -144,9 +144,11 @@ def test_a_broken_arcface_file_is_one_line(run_cli, held_out, tmp_path):
     assert result.code == 2 and "cannot load" in result.err and len(result.err.strip().splitlines()) == 1
 
 
-def test_the_photos_face_crop_is_what_clip_sees():
-    """The crop handed to CLIP is square (CLIP's 224×224 resize keeps its aspect)."""
+def test_a_crop_past_the_edge_stays_square_and_black_beyond_it():
+    """A face at the image's edge: the crop keeps its square (CLIP's 224×224 resize then keeps the face's aspect) and
+    what lies past the edge is black."""
     from animate.pose.face import FaceBox, crop_face
 
-    crop = crop_face(Image.new("RGB", (100, 100)), FaceBox(-10.0, 20.0, 40.0))
-    assert crop.size == (40, 40)
+    crop = np.asarray(crop_face(Image.new("RGB", (100, 100), (200, 200, 200)), FaceBox(-10.0, 20.0, 40.0)))
+    assert crop.shape == (40, 40, 3)
+    assert (crop[:, :10] == 0).all() and (crop[:, 10:] == 200).all()

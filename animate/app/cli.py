@@ -305,8 +305,9 @@ def _options(cls: type[T], args: argparse.Namespace, **given) -> T:
 def _infer(args) -> None:
     from .infer import InferOptions, run_infer
 
-    if args.jobs is None and (args.pose is None or (args.ref is None and args.face in ("auto", "none")
-                                                    and not args.prompt)):
+    from .content import FACE_MODES
+
+    if args.jobs is None and (args.pose is None or (args.ref is None and args.face in FACE_MODES and not args.prompt)):
         raise AnimateError("infer needs --ref and --pose (or --prompt/--face PHOTO and --pose, or --jobs FILE)")
     if args.jobs is not None and (args.ref is not None or args.pose is not None or args.out is not None):
         raise AnimateError("--jobs takes the photos, poses and outputs from its file: drop --ref/--pose/-o")

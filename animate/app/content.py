@@ -1,7 +1,6 @@
 """`animate infer --face/--prompt`: the content guider's inputs of a run (the face crop, the prompts, their scales),
 the guider and text encoder of `--guider PATH`, and the photo-free mode's checks."""
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from ..media.image import load_image
 from ..models.bundle import AnimateModels
 from ..models.guider_files import load_guider
 from ..models.weights import load_text_encoder
+from ..pipeline.animate import check_content_scale
 from ..pose.face import crop_face, face_box
 from ..pose.sources import Backend
 
@@ -22,8 +22,8 @@ def check_content_options(face: str, prompt: str, face_scale: float, text_scale:
                           has_photo: bool) -> None:
     """Every cheap check of the guider options, before any model loads."""
     for name, scale in (("face", face_scale), ("text", text_scale)):
-        if scale is not None and not (math.isfinite(scale) and scale >= 0):
-            raise AnimateError(f"--{name}-scale must be a finite number >= 0, got {scale}")
+        if scale is not None:
+            check_content_scale(name, scale)
     if text_scale is not None and not prompt:
         raise AnimateError("--text-scale scales the prompt's tokens: give a --prompt")
     if face not in FACE_MODES and not Path(face).is_file():
@@ -48,15 +48,16 @@ def face_from_photo(photo: Image.Image, body: np.ndarray, face: np.ndarray) -> I
     return None if box is None else crop_face(photo, box)
 
 
-def add_guider(models: AnimateModels, guider: Path | None) -> list[str]:
-    """Load `--guider PATH` into the models (its text encoder and tokenizer too, when its folder has them); the
-    notes to print."""
+def add_guider(models: AnimateModels, guider: Path | None, weights: str | Path) -> list[str]:
+    """Load `--guider PATH` into the models with the text encoder and tokenizer beside it (else the weight set's);
+    the notes to print."""
     if guider is None:
         return [] if models.guider is None else ["content guider: the weight set's"]
     models.guider = load_guider(guider)
-    models.check_guider(str(guider))
-    folder = guider if guider.is_dir() else guider.parent
-    encoder, tokenizer = load_text_encoder(folder)
+    encoder, tokenizer = load_text_encoder(guider if guider.is_dir() else guider.parent)
+    if encoder is None and models.text_encoder is None and Path(weights).is_dir():
+        encoder, tokenizer = load_text_encoder(Path(weights))
     if encoder is not None:
         models.text_encoder, models.tokenizer = encoder, tokenizer
+    models.check_guider(str(guider))
     return [f"content guider: {guider}"]

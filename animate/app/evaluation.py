@@ -297,7 +297,7 @@ def evaluate(pred: str | os.PathLike, gt: str | os.PathLike, face: bool = False,
     return rows
 
 
-def _finite_mean(values: list[float]) -> float:
+def finite_mean(values: list[float]) -> float:
     """Mean of the finite values; +inf if there are none but some are +inf, else nan."""
     finite = [v for v in values if math.isfinite(v)]
     if finite:
@@ -307,7 +307,7 @@ def _finite_mean(values: list[float]) -> float:
 
 def mean_scores(rows: list[dict]) -> dict:
     """Per metric the mean over videos of the finite values (an inf PSNR is left out), and the total frames."""
-    means = {metric: _finite_mean([row[metric] for row in rows]) for metric in (*METRICS, *FACE_METRICS)
+    means = {metric: finite_mean([row[metric] for row in rows]) for metric in (*METRICS, *FACE_METRICS)
              if metric in rows[0]}
     return {"frames": sum(row["frames"] for row in rows), **means}
 

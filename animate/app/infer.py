@@ -195,7 +195,7 @@ def open_session(options: InferOptions) -> InferSession:
     device, dtype = resolve_device(options.device, options.dtype)
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
     control_notes = add_controlnets(models, options.controls, str(options.weights))
-    guider_notes = add_guider(models, options.guider)
+    guider_notes = add_guider(models, options.guider, options.weights)
     pipeline = AnimatePipeline.for_inference(models, device, dtype, offload=options.offload)
     notes = [f"loaded {options.weights}: {describe(models)}", *control_notes, *guider_notes]
     if str(options.weights).startswith("random:"):

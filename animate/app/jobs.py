@@ -19,7 +19,7 @@ import yaml
 from ..errors import AnimateError, error_summary, first_line
 from .messages import say
 from .content import FACE_MODES
-from .infer import InferOptions, check_case, open_session, run_case
+from .infer import InferOptions, case_name, check_case, open_session, run_case
 
 # Options that choose or place the models: the same for every case, so only the command line sets them.
 MODEL_OPTIONS = {"weights", "profile", "motion_module", "device", "dtype", "offload", "pose_backend", "dwpose_dir",
@@ -63,7 +63,8 @@ def load_cases(path: Path, base: InferOptions) -> list[InferOptions]:
         raise AnimateError(f"{path}: `cases` must be a list of mappings (ref, pose, options)")
     for number, case in enumerate(cases, 1):
         _check_keys(case, path, f"case {number}")
-        photo_free = case.get("prompt") or case.get("face") not in (None, *FACE_MODES)
+        merged = {**defaults, **case}
+        photo_free = merged.get("prompt") or merged.get("face") not in (None, *FACE_MODES)
         if "pose" not in case or ("ref" not in case and not photo_free):
             raise AnimateError(f"{path}: case {number} needs ref and pose (or prompt/face and pose)")
     entries += cases
@@ -126,7 +127,7 @@ def run_jobs(path: Path, base: InferOptions) -> int:
     results = []
     for number, options in enumerate(mine, 1):
         options = dataclasses.replace(options, device=base.device)
-        label = f"{options.ref} + {options.pose}"
+        label = f"{options.ref or case_name(options)} + {options.pose}"
         say(f"[{number}/{len(mine)}] {label}")
         start = time.perf_counter()
         try:

@@ -65,13 +65,16 @@ class AnimateModels:
                                "they come from different model sizes")
 
     def check_guider(self, source: str) -> None:
-        """Refuse, in one line, a guider that does not fit the denoising UNet or the image encoder."""
+        """Refuse, in one line, a guider that does not fit the denoising UNet, the image encoder or the text encoder."""
         if self.guider is None:
             return
         check_guide_shapes(self.guider, self.denoising_unet, source)
         if self.guider.config.image_dim != self.image_encoder.config.hidden_size:
             raise AnimateError(f"{source}: the guider reads image features of {self.guider.config.image_dim}, the "
                                f"image encoder gives {self.image_encoder.config.hidden_size}")
+        if self.text_encoder is not None and self.text_encoder.config.hidden_size != self.guider.config.context_dim:
+            raise AnimateError(f"{source}: the text encoder gives tokens of {self.text_encoder.config.hidden_size}, "
+                               f"the guider reads {self.guider.config.context_dim} (another model size's)")
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "AnimateModels":
         """Move every model (in place) and return self."""

@@ -4,7 +4,7 @@
 IP-Adapter's decoupled cross-attention: in every attn2 the query attends to the usual context, and separately to the
 face tokens and to the text tokens through their own `to_k`/`to_v` (copies of attn2's own at the start of training);
 the three results are added, the extra ones times a per-video scale. The tokens' keys and values are computed once per
-video (`ContentGuider.read`) and handed to each UNet call as a `Guide`; nothing is stored on the UNet.
+video (`ContentGuider.tokens`) and handed to each UNet call as a `Guide`; nothing is stored on the UNet.
 
 The resampler has IP-Adapter-Plus's shape (learned queries, perceiver layers over the image features, its key
 names), written from the published design.
@@ -82,6 +82,7 @@ class Resampler(nn.Module):
         self.norm_out = nn.LayerNorm(config.context_dim)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Image features [B, M, image_dim] → tokens [B, num_tokens, context_dim]."""
         features = self.proj_in(features)
         queries = self.latents.expand(features.shape[0], -1, -1)
         for attention, mlp in self.layers:
@@ -164,6 +165,7 @@ class GuidedCrossAttention(CrossAttention):
     def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
                  reference: object = None, guide: GuideRead | None = None) -> torch.Tensor:
+        """attn2's output for the call's rows, with the guided rows' face and text attention added."""
         if guide is None or guide.empty:
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         query = attn.to_q(hidden_states)

@@ -39,8 +39,7 @@ FORMAT_VERSION = "1"
 UNET_CONFIGS = ("stable-diffusion-v1-5/unet/config.json", "sd-image-variations-diffusers/unet/config.json", "unet/config.json")
 VAE_DIRS = ("sd-vae-ft-mse", "vae")
 IMAGE_ENCODER_DIR = "image_encoder"
-TEXT_ENCODER_DIRS = ("text_encoder", TEXT_DIR)  # ours beside a weight file; `download --set text`'s
-TOKENIZER_DIRS = ("tokenizer", TEXT_DIR)
+TEXT_FOLDERS = (("text_encoder", "tokenizer"), (TEXT_DIR, TEXT_DIR))  # ours beside a weight file; `download --set text`'s
 OUTPUT_HEAD_KEYS = ("conv_norm_out.weight", "conv_norm_out.bias", "conv_out.weight", "conv_out.bias")
 MOTION_MARK = ".motion_modules."
 
@@ -250,8 +249,9 @@ def load_models(spec: str | Path, profile: str | None = None, motion_module: Pat
         for kind, state in checkpoint.controlnets.items():
             models.controlnets[kind] = build(state, source, kind)
             models.control_scales[kind] = state.scale
+        if models.guider is not None:  # a text encoder serves the guider only
+            models.text_encoder, models.tokenizer = load_text_encoder(folder)
         models.check_guider(str(source))
-        models.text_encoder, models.tokenizer = load_text_encoder(folder)
     models.check_scales()
     if profile is not None:
         models.profile = profile
@@ -259,16 +259,20 @@ def load_models(spec: str | Path, profile: str | None = None, motion_module: Pat
 
 
 def load_text_encoder(folder: Path) -> tuple[CLIPTextModel | None, CLIPTokenizer | None]:
-    """The text encoder and tokenizer in a weight folder (ours beside the weight file, or the downloaded CLIP-L), or
-    (None, None) when it has neither."""
-    encoder_dir, tokenizer_dir = _find(folder, TEXT_ENCODER_DIRS), _find(folder, TOKENIZER_DIRS)
-    if encoder_dir is None and tokenizer_dir is None:
-        return None, None
-    if encoder_dir is None or tokenizer_dir is None:
-        raise AnimateError(f"{folder}: has a text {'tokenizer' if encoder_dir is None else 'encoder'} but no text "
-                           f"{'encoder' if encoder_dir is None else 'tokenizer'} (run `animate download --set text`)")
-    encoder = load_pretrained(CLIPTextModel, encoder_dir, "text encoder", folder)
-    return encoder, load_pretrained(CLIPTokenizer, tokenizer_dir, "tokenizer", folder, "tokenizer_config.json")
+    """The text encoder and tokenizer of a weight folder, found together: ours beside the weight file, else the
+    downloaded CLIP-L, in the folder or the one above it; (None, None) when there is neither."""
+    for base in (folder, folder.parent):
+        for encoder_name, tokenizer_name in TEXT_FOLDERS:
+            encoder_dir, tokenizer_dir = base / encoder_name, base / tokenizer_name
+            if not (encoder_dir.is_dir() or tokenizer_dir.is_dir()):
+                continue
+            if not (encoder_dir.is_dir() and tokenizer_dir.is_dir()):
+                missing = encoder_dir if not encoder_dir.is_dir() else tokenizer_dir
+                raise AnimateError(f"{base}: a text {'encoder' if missing == encoder_dir else 'tokenizer'} folder is "
+                                   f"missing: {missing} (run `animate download --set text`)")
+            encoder = load_pretrained(CLIPTextModel, encoder_dir, "text encoder", folder)
+            return encoder, load_pretrained(CLIPTokenizer, tokenizer_dir, "tokenizer", folder, "tokenizer_config.json")
+    return None, None
 
 
 def checkpoint_from_models(models: AnimateModels) -> Checkpoint:
@@ -332,9 +336,10 @@ def save_weight_set(models: AnimateModels, folder: Path, layout: str = "ours", d
             models.image_encoder.save_pretrained(staging / IMAGE_ENCODER_DIR,
                                                  state_dict=_cast(models.image_encoder.state_dict(), dtype))
             if models.text_encoder is not None:
-                models.text_encoder.save_pretrained(staging / TEXT_ENCODER_DIRS[0],
+                encoder_dir, tokenizer_dir = TEXT_FOLDERS[0]
+                models.text_encoder.save_pretrained(staging / encoder_dir,
                                                     state_dict=_cast(models.text_encoder.state_dict(), dtype))
-                models.tokenizer.save_pretrained(staging / TOKENIZER_DIRS[0])
+                models.tokenizer.save_pretrained(staging / tokenizer_dir)
     return folder
 
 

@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 
 from ..onnx_models import onnx_session
+from .face import MIN_SCORE
 
 SIZE = 112
 # insightface's template: the image-left eye, the image-right eye, the nose tip, the mouth's left and right corners.
 TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
                      [70.7299, 92.2041]], np.float32)
-MIN_SCORE = 0.3
 
 
 def five_points(face: np.ndarray) -> np.ndarray | None:

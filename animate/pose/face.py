@@ -42,8 +42,10 @@ def face_box(body: np.ndarray, face: np.ndarray, min_side: float = MIN_SIDE) -> 
     """The face's square from one frame's body (18, 3) and face (68, 3) keypoints in pixels, or None when the face
     is not seen (both eyes and the mouth needed, or the body's eyes and nose) or is smaller than `min_side` px."""
     seen = face[:, 2] >= MIN_SCORE
-    eyes, mouth = [i for i in EYES if seen[i]], [i for i in MOUTH if seen[i]]
-    if len(eyes) >= 6 and mouth:
+    right_eye, left_eye = [i for i in EYES[:6] if seen[i]], [i for i in EYES[6:] if seen[i]]
+    mouth = [i for i in MOUTH if seen[i]]
+    if len(right_eye) >= 3 and len(left_eye) >= 3 and mouth:
+        eyes = right_eye + left_eye
         box = _square(face[[*eyes, *mouth], :2], MARGIN)
     elif (body[list(BODY_FACE), 2] >= MIN_SCORE).all():
         box = _square(body[list(BODY_FACE), :2], BODY_MARGIN)
