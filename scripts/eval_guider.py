@@ -28,7 +28,7 @@ from animate.app.face_scores import FaceScores, FaceTruth
 from animate.media.video import read_frames
 from animate.models.weights import load_models
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings, Content
-from animate.pose.face import crop_face, face_box
+from animate.pose.face import face_crop
 from animate.pose.frames import PoseFrames
 from animate.pose.keypoints import PoseSequence
 from data_tools.figures import PART
@@ -55,16 +55,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def face_of(image: Image.Image, keypoints: PoseSequence, frame: int) -> Image.Image | None:
-    """The face crop of one frame from its exact keypoints (None where the face is not seen)."""
-    box = face_box(keypoints.body[frame], keypoints.face[frame])
-    return None if box is None else crop_face(image, box)
-
-
 def photo_face(data: Path, entry: dict) -> Image.Image:
     """The face crop of a video's photo (refs/<name>.png, a relaxed pose facing the camera), from its keypoints."""
     photo = Image.open(data / entry["ref_path"]).convert("RGB")
-    face = face_of(photo, PoseSequence.load(data / entry["ref_path"].replace(".png", ".pose.npz")), 0)
+    keypoints = PoseSequence.load(data / entry["ref_path"].replace(".png", ".pose.npz"))
+    face = face_crop(photo, keypoints.body[0], keypoints.face[0])
     if face is None:
         raise SystemExit(f"error: no face seen in {entry['ref_path']}")
     return face

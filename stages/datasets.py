@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from animate.errors import AnimateError, first_line
 from animate.native_logs import native_stderr_silenced
 from animate.pipeline.animate import clip_pixels, pose_pixels, vae_pixels
-from animate.pose.face import crop_face, face_box
+from animate.pose.face import face_crop
 from animate.pose.keypoints import PoseSequence
 
 CROP_SCALE = (0.9, 1.0)  # the crop's area as a share of the largest box of the output's aspect (Moore's img_scale)
@@ -285,5 +285,5 @@ class GuiderDataset(Stage1Dataset):
     def face_crop(entry: VideoEntry, frame: int) -> Image.Image | None:
         """The face crop of a frame from its keypoints (None where no face is seen: a back view, a tiny face)."""
         keypoints = PoseSequence.load(entry.keypoints)
-        box = face_box(keypoints.body[frame], keypoints.face[frame])
-        return None if box is None else crop_face(Image.fromarray(read_frames_at(entry.video, [frame])[0]), box)
+        image = Image.fromarray(read_frames_at(entry.video, [frame])[0])
+        return face_crop(image, keypoints.body[frame], keypoints.face[frame])

@@ -3,7 +3,6 @@ the guider and text encoder of `--guider PATH`, and the photo-free mode's checks
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from ..errors import AnimateError
@@ -12,7 +11,7 @@ from ..models.bundle import AnimateModels
 from ..models.guider_files import load_guider
 from ..models.weights import load_text_encoder
 from ..pipeline.animate import check_content_scale
-from ..pose.face import crop_face, face_box
+from ..pose.face import face_crop
 from ..pose.sources import Backend
 
 FACE_MODES = ("auto", "none")  # else a path: another photo of the same person
@@ -36,16 +35,10 @@ def face_from_file(path: Path, backend: Backend) -> Image.Image:
     """The face crop of `--face PHOTO` (a close-up or any photo of the person); no face found is an error."""
     photo = load_image(path)
     body, _, face = backend.image(photo, need_body=False)
-    box = face_box(body, face)
-    if box is None:
+    crop = face_crop(photo, body, face)
+    if crop is None:
         raise AnimateError(f"no face found in {path} (--face needs a photo where the eyes and mouth show)")
-    return crop_face(photo, box)
-
-
-def face_from_photo(photo: Image.Image, body: np.ndarray, face: np.ndarray) -> Image.Image | None:
-    """`--face auto`: the face crop of the reference photo from its keypoints, or None when none is seen."""
-    box = face_box(body, face)
-    return None if box is None else crop_face(photo, box)
+    return crop
 
 
 def add_guider(models: AnimateModels, guider: Path | None, weights: str | Path) -> list[str]:

@@ -13,6 +13,7 @@ from ..media.image import canvas_size, load_image
 from ..torch_files import check_torch_file
 from ..models.weights import describe, load_models
 from ..pipeline.animate import AnimatePipeline, AnimateSettings, Content
+from ..pose.face import face_crop
 from ..pose.frames import PoseFrames
 from ..pose.keypoints import PoseSequence
 from ..pose.retarget import Placement
@@ -20,7 +21,7 @@ from ..pose.sources import (FOLDER_FPS, POSE_TYPES, Backend, detect_pose_type, d
                            fit_to_photo, load_keypoints, pose_image_files, renderer)
 from ..profiles import Profile, get_profile
 from .messages import say
-from .content import FACE_MODES, add_guider, check_content_options, face_from_file, face_from_photo
+from .content import FACE_MODES, add_guider, check_content_options, face_from_file
 from .controls import (ControlOptions, add_controlnets, check_control_options, check_depth_length, depth_frames,
                        run_controls)
 from .outputs import FrameFolder, check_output_folder, published_together
@@ -233,7 +234,7 @@ def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -
     keypoints = None if dance is None else dance.fitted
     face = inputs.face
     if auto_face:
-        face = face_from_photo(reference, photo_keypoints[0], photo_keypoints[2])
+        face = face_crop(reference, photo_keypoints[0], photo_keypoints[2])
     # Only once every option and input has been accepted: a rejected run's stderr is its one error line.
     for note in session.notes:
         say(note)

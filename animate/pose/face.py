@@ -58,3 +58,9 @@ def crop_face(image: Image.Image, box: FaceBox) -> Image.Image:
     """The face's square of the image (past its edges: black), at its own pixel size."""
     left, top, right, bottom = (round(v) for v in box.box)
     return image.convert("RGB").crop((left, top, right, bottom))
+
+
+def face_crop(image: Image.Image, body: np.ndarray, face: np.ndarray) -> Image.Image | None:
+    """The face crop of an image from its body (18, 3) and face (68, 3) keypoints, or None where no face is seen."""
+    box = face_box(body, face)
+    return None if box is None else crop_face(image, box)
