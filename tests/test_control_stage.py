@@ -13,6 +13,7 @@ from stages import control
 from stages.network import AnimateNet
 from stages.objective import target, training_scheduler
 from stages.training import checkpoints
+from stage_helpers import overfit, straight_and_resumed
 
 
 def _with_depth(meta, tmp_path):
@@ -71,16 +72,8 @@ def test_the_controlnet_overfits_one_clip():
     def loss() -> torch.Tensor:
         return torch.nn.functional.mse_loss(model(noisy, timesteps, reference, context, pose, dropped, depth), goal)
 
-    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
-    first = loss()
-    for _ in range(80):
-        optimizer.zero_grad()
-        value = loss()
-        value.backward()
-        optimizer.step()
-    with torch.no_grad():
-        last = loss()
-    assert last < 0.3 * first.detach(), (first.item(), last.item())
+    first, last = overfit(loss, net.parameters(), 80)
+    assert last < 0.3 * first, (first, last)
 
 
 def test_a_resumed_control_run_equals_an_uninterrupted_one(dataset_of, tmp_path):
@@ -94,9 +87,7 @@ def test_a_resumed_control_run_equals_an_uninterrupted_one(dataset_of, tmp_path)
                               "train.seed=0", "train.validate_every=1000", "train.control_dropout=0.5",
                               "data.n_sample_frames=2", *overrides], resume_from=resume)
 
-    straight = run(tmp_path / "a", "train.max_steps=5", "train.checkpoint_every=5")
-    run(tmp_path / "b", "train.max_steps=3", "train.checkpoint_every=3")
-    resumed = run(tmp_path / "b", "train.max_steps=5", "train.checkpoint_every=5", resume="latest")
+    straight, resumed = straight_and_resumed(run, tmp_path)
     a = load_file(str(checkpoints(straight)[-1] / "weights" / "animate.safetensors"))
     b = load_file(str(checkpoints(resumed)[-1] / "weights" / "animate.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("controlnet.depth.") for k in a)

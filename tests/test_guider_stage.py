@@ -19,6 +19,7 @@ from stages.datasets import GuiderDataset
 from stages.network import AnimateNet
 from stages.objective import target, training_scheduler
 from stages.training import checkpoints
+from stage_helpers import overfit, straight_and_resumed
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +112,8 @@ def test_the_guider_overfits_one_batch():
         prediction = model(noisy, timesteps, reference, context, pose, dropped, content=content)
         return torch.nn.functional.mse_loss(prediction, goal)
 
-    optimizer = torch.optim.Adam(models.guider.parameters(), lr=3e-3)
-    first = loss()
-    for _ in range(60):
-        optimizer.zero_grad()
-        value = loss()
-        value.backward()
-        optimizer.step()
-    with torch.no_grad():
-        last = loss()
-    assert last < 0.3 * first.detach(), (first.item(), last.item())
+    first, last = overfit(loss, models.guider.parameters(), 60)
+    assert last < 0.3 * first, (first, last)
 
 
 def test_a_resumed_guider_run_equals_an_uninterrupted_one(people, tmp_path):
@@ -134,9 +127,7 @@ def test_a_resumed_guider_run_equals_an_uninterrupted_one(people, tmp_path):
                              "train.seed=0", "train.validate_every=1000", "train.face_dropout=0.5",
                              "train.text_dropout=0.5", *overrides], resume_from=resume)
 
-    straight = run(tmp_path / "a", "train.max_steps=5", "train.checkpoint_every=5")
-    run(tmp_path / "b", "train.max_steps=3", "train.checkpoint_every=3")
-    resumed = run(tmp_path / "b", "train.max_steps=5", "train.checkpoint_every=5", resume="latest")
+    straight, resumed = straight_and_resumed(run, tmp_path)
     a = load_file(str(checkpoints(straight)[-1] / "weights" / "animate.safetensors"))
     b = load_file(str(checkpoints(resumed)[-1] / "weights" / "animate.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("guider.") for k in a)
