@@ -21,7 +21,8 @@ from .datasets import PoseVideoDataset
 from .network import AnimateNet
 from .objective import drop_mask, training_scheduler
 from .preview import write_preview
-from .step import diffusion_loss, encode_batch
+from .progressive import Batch, ProgressiveDistillation
+from .step import checked, diffusion_loss, encode_batch
 from .training import StopRequest, resume, save_checkpoint, unconditional_context
 
 LR_SCHEDULES = ("constant", "cosine", "linear")
@@ -30,13 +31,14 @@ LR_SCHEDULES = ("constant", "cosine", "linear")
 def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, trained: list[torch.nn.Parameter],
                  optimizer: torch.optim.Optimizer, dataset: PoseVideoDataset, cfg, weight_dtype: torch.dtype,
                  resume_from: str | None, preview_frames: int, control: str | None = None,
-                 guided: bool = False) -> Path:
+                 guided: bool = False, distill: ProgressiveDistillation | None = None) -> Path:
     """Train `trained` (the rest frozen) on `dataset`; returns the output folder holding the checkpoints.
 
     `control` (depth | pose): the models' ControlNet of that kind joins every call, reading the batch's depth or pose
     images (a share `train.control_dropout` of the samples get black ones). `guided`: the models' content guider joins
     every call with each sample's face crop and caption (dropped on their own: `train.face_dropout`,
-    `train.text_dropout`; the reference by `train.condition_dropout`). Every `train.validate_every` steps the
+    `train.text_dropout`; the reference by `train.condition_dropout`). `distill`: the loss is that round's
+    progressive distillation against its frozen teacher instead of the diffusion loss. Every `train.validate_every` steps the
     main process writes a preview of `preview_frames` frames. SIGTERM ends the run after a checkpoint with Terminated.
     """
     run = cfg.train
@@ -80,8 +82,11 @@ def run_training(stage: str, accelerator: Accelerator, models: AnimateModels, tr
                     content, face_embeds = encode_content(models.image_encoder, models.tokenizer, batch,
                                                           run.face_dropout, run.text_dropout, weight_dtype)
                     context = photo_free_context(context, dropped, face_embeds, content.face_kept)
-                loss = diffusion_loss(net, noise_schedule, latents, reference, context, pose, dropped,
-                                      run.noise_offset, run.snr_gamma, step + 1, images, content)
+                if distill is not None:
+                    loss = checked(distill.loss(net, Batch(latents, reference, context, pose)), step + 1)
+                else:
+                    loss = diffusion_loss(net, noise_schedule, latents, reference, context, pose, dropped,
+                                          run.noise_offset, run.snr_gamma, step + 1, images, content)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(trained, run.max_grad_norm)

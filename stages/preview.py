@@ -31,8 +31,10 @@ def write_preview(models: AnimateModels, cfg, frames: int, step: int, output_dir
     controls = [Control(models.controlnets[control], shown, models.control_scales[control])] if control else []
     device = next(models.denoising_unet.parameters()).device
     pipeline = AnimatePipeline(models, device, torch.float32)
-    settings = AnimateSettings(width, height, steps=cfg.validation.steps, context_frames=frames,
-                               context_overlap=min(4, frames - 1), seed=0)
+    student = models.student  # a distilled student previews at its own steps, without CFG
+    settings = AnimateSettings(width, height, steps=student.steps if student else cfg.validation.steps,
+                               guidance=student.guidance if student else AnimateSettings.guidance,
+                               context_frames=frames, context_overlap=min(4, frames - 1), seed=0)
     try:
         with torch.no_grad():
             latents = pipeline.denoise(photo, poses, settings, progress=False, controls=controls, content=content)

@@ -40,6 +40,11 @@ def diffusion_loss(net: AnimateNet, noise_schedule: DDPMScheduler, latents: torc
     prediction = net(noisy, timesteps, reference, context, pose, dropped, control, content)
     loss = weighted_mse(prediction, target(noise_schedule, latents, noise, timesteps),
                         min_snr_weights(noise_schedule, timesteps, snr_gamma))
+    return checked(loss, step)
+
+
+def checked(loss: torch.Tensor, step: int) -> torch.Tensor:
+    """The loss, or an error when it is NaN or infinite (nothing is saved from a diverged step)."""
     if not torch.isfinite(loss):
         raise AnimateError(f"loss is {loss.item()} at step {step}: stopped before saving anything")
     return loss

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from ..errors import AnimateError, Terminated, error_summary
 from ..depth.release import DEFAULT_DEPTH_MODEL, INPUT_SIDE
+from ..pipeline.schedulers import SAMPLERS
 from .messages import say
 
 T = TypeVar("T")
@@ -49,11 +50,27 @@ def _add_infer(commands) -> None:
     p.add_argument("-L", "--max-frames", type=int, help="use at most this many pose frames")
     p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--steps", type=int, help="sampling steps (default: the profile's)")
-    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (default 3.5)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the profile's, or a distilled student's own)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale (default 3.5; 1 for a distilled student)")
     p.add_argument("--context-frames", type=int, help="frames per sliding window (default: the profile's, 24)")
     p.add_argument("--context-overlap", type=int, help="frames shared by neighbouring windows (default 4)")
-    p.add_argument("--sampler", choices=("ddim", "dpm++"), default="ddim")
+    p.add_argument("--sampler", choices=SAMPLERS, help="ddim (default), dpm++ or unipc; a distilled student's own "
+                   "by default")
+    speed = p.add_argument_group("speed", "equal output: --window-batch, --compile; fast, approximate modes: "
+                                 "--cfg-steps, --cache-interval, --decoder tiny, --fast (measured costs in the README)")
+    speed.add_argument("--window-batch", type=int, help="sliding windows per UNet call (same video; default 1)")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the UNet, ControlNets and decoder "
+                       "(channels-last; the first video pays the compile)")
+    speed.add_argument("--compile-fallback", action="store_true",
+                       help="with --compile: where torch cannot compile, warn and run uncompiled instead of stopping")
+    speed.add_argument("--cfg-steps", type=float, help="CFG for this first share of the steps only, then the "
+                       "conditional half alone (0 to 1; default 1: every step)")
+    speed.add_argument("--cache-interval", type=int, help="DeepCache: the UNet's deep blocks run every K steps, "
+                       "their output reused between (default 1: every step)")
+    speed.add_argument("--decoder", choices=("vae", "tiny"), help="tiny: TAESD (`animate download --set taesd`), "
+                       "about 30x cheaper than the VAE, softer (default vae)")
+    speed.add_argument("--fast", action="store_true", help="the fastest measured preset (README); options given "
+                       "explicitly still win")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16")
     p.add_argument("--offload", action="store_true", help="keep models on the CPU until used (small GPUs)")
@@ -121,6 +138,21 @@ def _add_upscale(commands) -> None:
                    help="where the Real-ESRGAN files are (default: %(default)s)")
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 to 51 (default %(default)s)")
     p.add_argument("--force", action="store_true", help="overwrite an existing -o file")
+    speed = p.add_argument_group("speed", "equal output: --window-batch, --compile; fast, approximate modes: "
+                                 "--cfg-steps, --cache-interval, --decoder tiny, --fast (measured costs in the README)")
+    speed.add_argument("--window-batch", type=int, help="sliding windows per UNet call (same video; default 1)")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the UNet, ControlNets and decoder "
+                       "(channels-last; the first video pays the compile)")
+    speed.add_argument("--compile-fallback", action="store_true",
+                       help="with --compile: where torch cannot compile, warn and run uncompiled instead of stopping")
+    speed.add_argument("--cfg-steps", type=float, help="CFG for this first share of the steps only, then the "
+                       "conditional half alone (0 to 1; default 1: every step)")
+    speed.add_argument("--cache-interval", type=int, help="DeepCache: the UNet's deep blocks run every K steps, "
+                       "their output reused between (default 1: every step)")
+    speed.add_argument("--decoder", choices=("vae", "tiny"), help="tiny: TAESD (`animate download --set taesd`), "
+                       "about 30x cheaper than the VAE, softer (default vae)")
+    speed.add_argument("--fast", action="store_true", help="the fastest measured preset (README); options given "
+                       "explicitly still win")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -172,6 +204,21 @@ def _add_depth(commands) -> None:
     p.add_argument("--depth-size", type=int, default=INPUT_SIDE,
                    help="the short side the model sees, a multiple of 14 (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default %(default)s)")
+    speed = p.add_argument_group("speed", "equal output: --window-batch, --compile; fast, approximate modes: "
+                                 "--cfg-steps, --cache-interval, --decoder tiny, --fast (measured costs in the README)")
+    speed.add_argument("--window-batch", type=int, help="sliding windows per UNet call (same video; default 1)")
+    speed.add_argument("--compile", action="store_true", help="torch.compile the UNet, ControlNets and decoder "
+                       "(channels-last; the first video pays the compile)")
+    speed.add_argument("--compile-fallback", action="store_true",
+                       help="with --compile: where torch cannot compile, warn and run uncompiled instead of stopping")
+    speed.add_argument("--cfg-steps", type=float, help="CFG for this first share of the steps only, then the "
+                       "conditional half alone (0 to 1; default 1: every step)")
+    speed.add_argument("--cache-interval", type=int, help="DeepCache: the UNet's deep blocks run every K steps, "
+                       "their output reused between (default 1: every step)")
+    speed.add_argument("--decoder", choices=("vae", "tiny"), help="tiny: TAESD (`animate download --set taesd`), "
+                       "about 30x cheaper than the VAE, softer (default vae)")
+    speed.add_argument("--fast", action="store_true", help="the fastest measured preset (README); options given "
+                       "explicitly still win")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16")
     p.add_argument("--crf", type=int, default=18, help="h264 quality, 0 to 51 (default %(default)s)")
@@ -183,10 +230,12 @@ def _add_depth(commands) -> None:
 def _add_train(commands) -> None:
     p = commands.add_parser("train", help="train a stage", description="Train a stage (accelerate: `accelerate launch -m "
                             "animate train ...` for several GPUs).")
-    p.add_argument("stage", choices=("stage1", "stage2", "control", "guider", "autoencoder"),
+    p.add_argument("stage", choices=("stage1", "stage2", "control", "guider", "distill", "autoencoder"),
                    help="stage1: ReferenceNet + pose guider + UNet on image pairs; stage2: motion modules on clips; "
                         "control: a Video ControlNet (control.kind=depth|pose) on clips with their depth or pose; "
                         "guider: the content guider (face and text tokens) on image pairs with faces and captions; "
+                        "distill: a student UNet that samples in distill.steps steps without CFG what its teacher "
+                        "samples in twice as many with CFG (one progressive-distillation round); "
                         "autoencoder: a small size's VAE on frames")
     p.add_argument("--config", type=Path, help="YAML config (default configs/train/<stage>.yaml)")
     p.add_argument("--resume", help="latest, or a checkpoint folder")
@@ -236,10 +285,10 @@ def _add_eval(commands) -> None:
 def _add_download(commands) -> None:
     p = commands.add_parser("download", help="fetch the released weights", description="Fetch the files inference needs.")
     p.add_argument("--dir", type=Path, default=Path("pretrained_weights"), help="target folder (default: %(default)s)")
-    p.add_argument("--set", dest="weight_set", choices=("moore", "musepose", "depth", "text"), default="moore",
+    p.add_argument("--set", dest="weight_set", choices=("moore", "musepose", "depth", "text", "taesd"), default="moore",
                    help="moore or musepose: a weight set; depth: Depth Anything V2 Small for `animate depth`; text: "
-                        "SD-1.5's CLIP text encoder for --prompt at full size "
-                        "(default: %(default)s)")
+                        "SD-1.5's CLIP text encoder for --prompt at full size; taesd: the tiny decoder for "
+                        "--decoder tiny (default: %(default)s)")
     p.add_argument("--upscaler", action="append", choices=UPSCALER_CHOICES,
                    help="fetch this Real-ESRGAN file into <dir>/Real-ESRGAN/ instead (official release, SHA-256 checked; repeatable)")
     p.add_argument("--hub-mirror", metavar="REPO", help="with --upscaler: fetch from this Hugging Face repo instead (same checksum)")
@@ -364,12 +413,12 @@ def _depth(args) -> None:
 
 def _train(args) -> None:
     from ..paths import CONFIG_DIR
-    from stages import autoencoder, control, guider, stage1, stage2
+    from stages import autoencoder, control, distill, guider, stage1, stage2
 
     default = "autoencoder_tiny" if args.stage == "autoencoder" else args.stage
     config = args.config or CONFIG_DIR / "train" / f"{default}.yaml"
     train = {"stage1": stage1.train, "stage2": stage2.train, "control": control.train, "guider": guider.train,
-             "autoencoder": autoencoder.train}[args.stage]
+             "distill": distill.train, "autoencoder": autoencoder.train}[args.stage]
     say(train(config, args.overrides, resume_from=args.resume), sys.stdout)
 
 

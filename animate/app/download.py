@@ -20,6 +20,7 @@ from ..atomic import atomic_path
 from ..errors import AnimateError, first_line
 from ..models.text import TEXT_DIR, TEXT_FILES, TEXT_REPO
 from ..depth.release import DEPTH_DIR, DEPTH_FILES, DEPTH_REPO
+from ..models.tiny_decoder import TAESD_DIR, TAESD_FILES, TAESD_REPO
 from ..paths import model_size_dir
 from .messages import say
 
@@ -49,6 +50,7 @@ WEIGHT_SETS: dict[str, tuple[HubFile, ...]] = {
     "musepose": tuple(HubFile("TMElyralab/MusePose", f"MusePose/{n}", ".") for n in _NETS) + _VAE + _IMAGE_ENCODER,
     "depth": tuple(HubFile(DEPTH_REPO, f, DEPTH_DIR) for f in DEPTH_FILES),  # Depth Anything V2 Small, Apache-2.0
     "text": tuple(HubFile(TEXT_REPO, f, TEXT_DIR) for f in TEXT_FILES),  # the guider's prompts at sd15
+    "taesd": tuple(HubFile(TAESD_REPO, f, TAESD_DIR) for f in TAESD_FILES),  # --decoder tiny (MIT)
 }
 
 # The UNet config's hub repo is gone, so the repo's shipped sd15 config is copied here instead.

@@ -1,18 +1,22 @@
 """`animate infer`: a photo and a pose video in, an mp4 of that person dancing out."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ..dtypes import resolve_device
 from ..errors import AnimateError
 from ..media.image import canvas_size, load_image
 from ..torch_files import check_torch_file
+from ..models.bundle import AnimateModels
+from ..models.tiny_decoder import load_tiny_decoder, tiny_decoder_folder
 from ..models.weights import describe, load_models
-from ..pipeline.animate import AnimatePipeline, AnimateSettings, Content
+from ..pipeline.animate import AnimatePipeline, AnimateSettings, Content, check_speed_settings
+from ..pipeline.compile import check_compiler, compiled_models
 from ..pose.face import face_crop
 from ..pose.frames import PoseFrames
 from ..pose.keypoints import PoseSequence
@@ -51,7 +55,7 @@ class InferOptions:
     cfg: float | None = None
     context_frames: int | None = None
     context_overlap: int | None = None
-    sampler: str = "ddim"
+    sampler: str | None = None  # None: the student's, else ddim
     device: str = "auto"
     dtype: str = "auto"
     offload: bool = False
@@ -77,6 +81,17 @@ class InferOptions:
     face_scale: float = 1.0
     text_scale: float | None = None  # None: 1.0 (given without a prompt: refused)
     guider: Path | None = None
+    window_batch: int | None = None  # None: 1
+    compile: bool = False
+    compile_fallback: bool = False
+    cfg_steps: float | None = None  # None: 1.0 (CFG on every step)
+    cache_interval: int | None = None  # None: 1 (no DeepCache)
+    decoder: str | None = None  # vae | tiny; None: vae (tiny under --fast when TAESD fits the weights)
+    fast: bool = False
+
+
+# What --fast sets where the command line leaves an option unset (the fastest measured mode: README, benchmarks).
+FAST_PRESET = {"cfg_steps": 0.5, "cache_interval": 2}
 
 
 def case_name(options: InferOptions) -> str:
@@ -147,6 +162,8 @@ def check_case(options: InferOptions) -> CaseInputs:
         raise AnimateError("--upscaler goes with --upscale 2 or 4")
     if options.cfg is not None:
         check_guidance(options.cfg)
+    options = with_preset(options)
+    check_speed_settings(options.cfg_steps, options.cache_interval, options.window_batch)
     check_tile(options.upscale_tile)
     check_content_options(options.face, options.prompt, options.face_scale, options.text_scale, options.ref is not None)
     reference = None if options.ref is None else load_image(options.ref)
@@ -180,6 +197,29 @@ def check_case(options: InferOptions) -> CaseInputs:
     return CaseInputs(reference, pose_type, out, tuple(kinds), face)
 
 
+def with_preset(options: InferOptions) -> InferOptions:
+    """The options with --fast's values where they are unset, then every unset speed option at its default."""
+    preset = FAST_PRESET if options.fast else {}
+    given = {name: getattr(options, name) for name in ("cfg_steps", "cache_interval", "window_batch")}
+    defaults = {"cfg_steps": 1.0, "cache_interval": 1, "window_batch": 1}
+    return replace(options, **{name: value if value is not None else preset.get(name, defaults[name])
+                               for name, value in given.items()})
+
+
+def session_decoder(options: InferOptions, models: AnimateModels) -> tuple[torch.nn.Module | None, list[str]]:
+    """The tiny decoder when --decoder tiny asks for it (one line when it is missing or does not fit), or under
+    --fast when TAESD is there and fits these weights; None for the VAE. Also the notes to say."""
+    if options.decoder == "vae" or (options.decoder is None and not options.fast):
+        return None, []
+    channels = models.vae.config.latent_channels
+    if options.decoder == "tiny":
+        return load_tiny_decoder(options.weights, models.latent_scale, channels), ["decoder: TAESD (tiny)"]
+    try:
+        return load_tiny_decoder(options.weights, models.latent_scale, channels), ["--fast: decoder TAESD (tiny)"]
+    except AnimateError as err:
+        return None, [f"note: --fast decodes with the VAE ({err})"]
+
+
 def dance_length(options: InferOptions, pose_type: str) -> int:
     """How many of the dance's frames the run uses (-L included)."""
     if pose_type == "keypoints":
@@ -194,11 +234,19 @@ def dance_length(options: InferOptions, pose_type: str) -> int:
 def open_session(options: InferOptions) -> InferSession:
     """Load the weight set once onto the device (the model-level options: weights, profile, device, dtype, offload)."""
     device, dtype = resolve_device(options.device, options.dtype)
+    if options.decoder == "tiny":
+        tiny_decoder_folder(options.weights)  # missing: its one line, before the models load
+    compile_warning = check_compiler("inductor", options.compile_fallback) if options.compile else None
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
     control_notes = add_controlnets(models, options.controls, str(options.weights))
     guider_notes = add_guider(models, options.guider, options.weights)
-    pipeline = AnimatePipeline.for_inference(models, device, dtype, offload=options.offload)
-    notes = [f"loaded {options.weights}: {describe(models)}", *control_notes, *guider_notes]
+    decoder, decoder_notes = session_decoder(options, models)
+    pipeline = AnimatePipeline.for_inference(models, device, dtype, offload=options.offload, decoder=decoder)
+    notes = [f"loaded {options.weights}: {describe(models)}", *control_notes, *guider_notes, *decoder_notes]
+    if compile_warning is not None:
+        notes.append(compile_warning)
+    elif options.compile:
+        notes.append(f"compiled (inductor, channels-last): {', '.join(compiled_models(pipeline.per_step_models()))}")
     if str(options.weights).startswith("random:"):
         notes.insert(0, "note: random weights — the video shows structure only, not a person (demo until a trained "
                         "model ships)")
@@ -213,16 +261,20 @@ def run_infer(options: InferOptions) -> Path:
 
 def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -> Path:
     """One (photo, pose) case on the session's models: settings, keypoints, denoising, the finished files."""
+    options = with_preset(options)
     profile, pipeline, reference = session.profile, session.pipeline, inputs.reference
     width, height = canvas_size(*(PHOTO_FREE_ASPECT if reference is None else reference.size), options.width,
                                 options.height, profile.short_side)
+    student = pipeline.models.student  # a distilled student: its own steps and sampler, CFG in its weights
     settings = AnimateSettings(
-        width=width, height=height, seed=options.seed, sampler=options.sampler,
-        steps=options.steps if options.steps is not None else profile.steps,
-        guidance=options.cfg if options.cfg is not None else profile.guidance,
+        width=width, height=height, seed=options.seed,
+        sampler=options.sampler or (student.sampler if student else "ddim"),
+        steps=options.steps if options.steps is not None else student.steps if student else profile.steps,
+        guidance=options.cfg if options.cfg is not None else student.guidance if student else profile.guidance,
         context_frames=options.context_frames if options.context_frames is not None else profile.context_frames,
         context_overlap=options.context_overlap if options.context_overlap is not None else profile.context_overlap,
         reference=not options.no_reference, motion=not options.no_motion,
+        cfg_steps=options.cfg_steps, cache_interval=options.cache_interval, window_batch=options.window_batch,
     )
     pipeline.check(settings)
     upscaler = session_upscaler(session, options)

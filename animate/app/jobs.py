@@ -23,7 +23,8 @@ from .infer import InferOptions, case_name, check_case, open_session, run_case
 
 # Options that choose or place the models: the same for every case, so only the command line sets them.
 MODEL_OPTIONS = {"weights", "profile", "motion_module", "device", "dtype", "offload", "pose_backend", "dwpose_dir",
-                 "progress", "controls", "guider"}  # controls: the ControlNets are loaded once, with the models
+                 "progress", "controls", "guider", "decoder", "compile", "compile_fallback", "fast"}
+# controls: the ControlNets are loaded once, with the models; decoder, compile and fast choose and ready models too
 CASE_OPTIONS = {f.name for f in dataclasses.fields(InferOptions)} - MODEL_OPTIONS
 PATH_OPTIONS = {"ref", "pose", "out", "frames_dir"}
 # Keys of Moore's configs/prompts/animation.yaml that name model files: ignored, the models come from --weights.

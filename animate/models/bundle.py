@@ -13,6 +13,7 @@ from ..paths import model_size_dir
 from .guider import ContentGuider, check_guide_shapes, guider_config
 from .pose_guider import PoseGuider
 from .reference import ReferenceNet
+from .student import StudentSampling
 from .unet import AnimateUNet, build_unet
 
 
@@ -20,7 +21,8 @@ from .unet import AnimateUNet, build_unet
 class AnimateModels:
     """VAE, CLIP image encoder, ReferenceNet and AnimateUNet (denoising UNet + pose guider), plus their profile, the
     Video ControlNets of the set by kind (depth, pose) with their default scales, and the content guider with the
-    text encoder and tokenizer its prompts go through (each None when the set has none)."""
+    text encoder and tokenizer its prompts go through (each None when the set has none), and a step-distilled
+    student's sampling defaults (None: not a student)."""
 
     vae: AutoencoderKL
     image_encoder: CLIPVisionModelWithProjection
@@ -32,6 +34,7 @@ class AnimateModels:
     guider: ContentGuider | None = None
     text_encoder: CLIPTextModel | None = None
     tokenizer: CLIPTokenizer | None = None
+    student: StudentSampling | None = None
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """The models by field name (the ControlNets as one ModuleDict)."""

@@ -10,7 +10,7 @@ The resampler has IP-Adapter-Plus's shape (learned queries, perceiver layers ove
 names), written from the published design.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -126,6 +126,12 @@ class Guide:
             if len(index) != videos or len(scale) != videos or any(not -1 <= i < sets for i in index):
                 raise ValueError(f"the guide's {kind} needs per video a set in [-1, {sets - 1}] and a scale, got "
                                  f"{list(index)} and {list(scale)} for {videos} videos")
+
+    def repeat(self, copies: int) -> "Guide":
+        """The same guide over a batch with each video repeated `copies` times in place (several windows a call)."""
+        per_video = {f"{kind}_{what}": tuple(v for v in getattr(self, f"{kind}_{what}") for _ in range(copies))
+                     for kind in KINDS for what in ("index", "scale")}
+        return replace(self, **per_video)
 
     def rows(self, num_frames: int) -> "GuideRead":
         """What the attn2 layers read on (videos·frames) rows: per kind, groups of rows sharing a set and a scale."""

@@ -27,11 +27,13 @@ from .reference import ReferenceRead, ReferenceReader, install_processors, unet_
 
 @dataclass(frozen=True)
 class FrameCall:
-    """What the hooks read during one call: frames per video, pose features to add after conv_in, motion on/off."""
+    """What the hooks read during one call: frames per video, pose features to add after conv_in, motion on/off, and
+    where to keep the deep blocks' output when the call is asked for it (a list made for that call)."""
 
     num_frames: int
     pose_features: torch.Tensor | None
     motion: bool
+    deep: list[torch.Tensor] | None = None
 
 
 def build_unet(config: dict) -> UNet2DConditionModel:
@@ -121,6 +123,7 @@ class AnimateUNet(FrameModel):
         install_processors(unet, lambda index, _count: ReferenceReader(index))
         install_guided_cross_attention(unet)
         unet.conv_in.register_forward_hook(self._add_pose)
+        unet.up_blocks[-2].register_forward_hook(self._keep_deep)
         if motion_pe is not None:
             self.add_motion_modules(motion_pe)
 
@@ -128,7 +131,9 @@ class AnimateUNet(FrameModel):
                 pose_features: torch.Tensor | None = None, reference: Sequence[torch.Tensor] | None = None,
                 reference_index: Sequence[int] | None = None, motion: bool = True,
                 down_residuals: Sequence[torch.Tensor] | None = None,
-                mid_residual: torch.Tensor | None = None, guide: Guide | None = None) -> torch.Tensor:
+                mid_residual: torch.Tensor | None = None, guide: Guide | None = None,
+                deep: torch.Tensor | None = None, keep_deep: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The UNet's prediction for video latents [B, C, F, h, w].
 
         timestep: one for all, or one per video [B]. context: [B, T, D]. pose_features: the pose guider's
@@ -137,6 +142,9 @@ class AnimateUNet(FrameModel):
         reference b). motion: False skips the motion modules (frames denoised independently).
         down_residuals / mid_residual: ControlNet residuals on the (B·F) rows, added as in diffusers (both or neither).
         guide: the content guider's face and text tokens, and per video which set each reads at what scale.
+        DeepCache: `keep_deep` also returns the deep blocks' output (what enters the last up block, [(B·F), C, h, w]);
+        given as `deep`, the call runs only the outer level (conv_in, the first down block, the last up block, with
+        their motion modules and reference, guider and ControlNet inputs) on it, skipping every deeper block.
         """
         batch, _, num_frames = latents.shape[:3]
         if (down_residuals is None) != (mid_residual is None):
@@ -155,11 +163,24 @@ class AnimateUNet(FrameModel):
                                  f"got {list(index)} for {batch} videos")
             rows = tuple(ref for ref in index for _ in range(num_frames))
             attention_kwargs["reference"] = ReferenceRead(tuple(reference), rows)
-        out = self._with_frames(FrameCall(num_frames, pose_features, motion), self.unet, sample, timestep,
-                                encoder_hidden_states=context.repeat_interleave(num_frames, dim=0),
-                                cross_attention_kwargs=attention_kwargs or None, down_block_additional_residuals=down_residuals,
-                                mid_block_additional_residual=mid_residual, return_dict=False)[0]
-        return rearrange(out, "(b f) c h w -> b c f h w", b=batch)
+        context = context.repeat_interleave(num_frames, dim=0)
+        kept = [] if keep_deep else None
+        frames = FrameCall(num_frames, pose_features, motion, kept)
+        if deep is not None:
+            out = self._with_frames(frames, outer_level, self.unet, sample, timestep, context, attention_kwargs or None,
+                                    deep, down_residuals)
+        else:
+            out = self._with_frames(frames, self.unet, sample, timestep, encoder_hidden_states=context,
+                                    cross_attention_kwargs=attention_kwargs or None,
+                                    down_block_additional_residuals=down_residuals,
+                                    mid_block_additional_residual=mid_residual, return_dict=False)[0]
+        out = rearrange(out, "(b f) c h w -> b c f h w", b=batch)
+        return (out, kept[0]) if keep_deep else out
+
+    def _keep_deep(self, _block: nn.Module, _args, output: torch.Tensor) -> None:
+        """The second-to-last up block's forward hook: its output is kept when the call asked for it."""
+        if self._frames is not None and self._frames.deep is not None:
+            self._frames.deep.append(output)
 
     def _add_pose(self, _conv: nn.Module, _args, output: torch.Tensor) -> torch.Tensor:
         """conv_in's forward hook: + the call's pose features, broadcast over the batch's copies of the frames."""
@@ -168,3 +189,25 @@ class AnimateUNet(FrameModel):
             return output
         repeats = output.shape[0] // pose.shape[0]
         return (output.unflatten(0, (repeats, pose.shape[0])) + pose.to(output.dtype)).flatten(0, 1)
+
+
+def outer_level(unet: UNet2DConditionModel, sample: torch.Tensor, timestep: torch.Tensor | float, context: torch.Tensor,
+                attention_kwargs: dict | None, deep: torch.Tensor,
+                down_residuals: Sequence[torch.Tensor] | None) -> torch.Tensor:
+    """diffusers' UNet2DConditionModel forward on its outer level only (DeepCache): time embedding, conv_in, the
+    first down block, then the last up block on `deep` (a cached output of the deeper blocks) with the outer skip
+    features (+ their ControlNet residuals), and the output head. For the SD-1.5 topology (no class or added
+    embeddings, sizes divisible by 2^levels)."""
+    emb = unet.time_embedding(unet.get_time_embed(sample=sample, timestep=timestep), None)
+    hidden = unet.conv_in(sample)
+    first, last = unet.down_blocks[0], unet.up_blocks[-1]
+    attend = lambda block: ({"encoder_hidden_states": context, "cross_attention_kwargs": attention_kwargs}  # noqa: E731
+                            if getattr(block, "has_cross_attention", False) else {})
+    _, skips = first(hidden_states=hidden, temb=emb, **attend(first))
+    skips = (hidden, *skips)[: len(last.resnets)]  # the downsampler's output feeds only the deeper blocks
+    if down_residuals is not None:
+        skips = tuple(skip + residual for skip, residual in zip(skips, down_residuals))
+    out = last(hidden_states=deep.to(hidden.dtype), temb=emb, res_hidden_states_tuple=skips, **attend(last))
+    if unet.conv_norm_out is not None:
+        out = unet.conv_act(unet.conv_norm_out(out))
+    return unet.conv_out(out)

@@ -23,6 +23,7 @@ from .guider import ContentGuider
 from .guider_files import build_guider, guider_tensors_and_metadata
 from .controlnet_files import DEFAULT_SCALE, ControlNetState, build, split_keys, state_of, tensors_and_metadata
 from .reference import ReferenceNet
+from .student import StudentSampling, student_from_metadata
 from .text import TEXT_DIR
 from ..strict import check_state_dict
 from ..torch_files import load_torch_file
@@ -56,6 +57,7 @@ class Checkpoint:
     sources: dict[str, Path]  # reference_unet / denoising_unet / pose_guider / motion_module → file
     controlnets: dict[str, ControlNetState] = field(default_factory=dict)  # by kind (our layout only)
     guider: ContentGuider | None = None  # our layout only
+    student: StudentSampling | None = None  # a step-distilled set's sampling (our layout only)
 
     @property
     def motion_pe(self) -> int | None:
@@ -149,6 +151,7 @@ def _read_ours(path: Path) -> Checkpoint:
         config = json.loads(meta["unet_config"])
         controlnets = split_keys(controls, meta, path)
         content_guider = build_guider(guider, meta, path)
+        student = student_from_metadata(meta, path)
     except AnimateError:
         raise
     except Exception as err:
@@ -157,7 +160,7 @@ def _read_ours(path: Path) -> Checkpoint:
     if any(MOTION_MARK in k for k in parts["denoising_unet"]):
         sources["motion_module"] = path
     return Checkpoint(parts["reference_unet"], parts["denoising_unet"], parts["pose_guider"], config,
-                      meta.get("profile", "ours"), sources, controlnets, content_guider)
+                      meta.get("profile", "ours"), sources, controlnets, content_guider, student)
 
 
 def read_checkpoint(path: Path, motion_module: Path | None = None) -> Checkpoint:
@@ -244,7 +247,8 @@ def load_models(spec: str | Path, profile: str | None = None, motion_module: Pat
         folder = root.parent if root.is_file() else root
         vae = load_pretrained(AutoencoderKL, _find(folder, VAE_DIRS), "VAE", folder)
         encoder = load_pretrained(CLIPVisionModelWithProjection, _find(folder, (IMAGE_ENCODER_DIR,)), "image encoder", folder)
-        models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile, guider=checkpoint.guider)
+        models = AnimateModels(vae, encoder, *unets, profile=checkpoint.profile, guider=checkpoint.guider,
+                               student=checkpoint.student)
         source = checkpoint.sources["denoising_unet"]
         for kind, state in checkpoint.controlnets.items():
             models.controlnets[kind] = build(state, source, kind)
@@ -281,7 +285,8 @@ def checkpoint_from_models(models: AnimateModels) -> Checkpoint:
     controlnets = {kind: state_of(net, models.control_scales.get(kind, DEFAULT_SCALE[kind]))
                    for kind, net in models.controlnets.items()}
     return Checkpoint(models.reference_unet.state_dict(), models.denoising_unet.state_dict(),
-                      models.pose_guider.state_dict(), config, models.profile, {}, controlnets, models.guider)
+                      models.pose_guider.state_dict(), config, models.profile, {}, controlnets, models.guider,
+                      models.student)
 
 
 def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -296,14 +301,16 @@ def _write_ours(checkpoint: Checkpoint, folder: Path, dtype: torch.dtype) -> Non
     guider, guider_metadata = guider_tensors_and_metadata(checkpoint.guider, lambda state: _cast(state, dtype))
     metadata = {"format": "animate", "version": FORMAT_VERSION, "profile": checkpoint.profile,
                 "unet_config": json.dumps(checkpoint.unet_config), "motion_pe": str(checkpoint.motion_pe or ""),
-                **control_metadata, **guider_metadata}
+                **control_metadata, **guider_metadata,
+                **(checkpoint.student.metadata() if checkpoint.student else {})}
     save_file({**tensors, **controls, **guider}, str(folder / OURS_FILE), metadata=metadata)
 
 
 def _write_moore(checkpoint: Checkpoint, folder: Path, dtype: torch.dtype) -> None:
-    if checkpoint.controlnets or checkpoint.guider is not None:
-        raise AnimateError(f"Moore's layout has no place for {'ControlNets' if checkpoint.controlnets else 'a guider'}: "
-                           "convert with --layout ours")
+    extra = ("ControlNets" if checkpoint.controlnets else "a guider" if checkpoint.guider is not None
+             else "a student's step count" if checkpoint.student else None)
+    if extra:
+        raise AnimateError(f"Moore's layout has no place for {extra}: convert with --layout ours")
     two_d, motion = split_motion(_cast(checkpoint.denoising_unet, dtype))
     torch.save(_cast(checkpoint.reference_unet, dtype), folder / MOORE_FILES["reference_unet"])
     torch.save(two_d, folder / MOORE_FILES["denoising_unet"])

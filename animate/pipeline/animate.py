@@ -1,6 +1,6 @@
 """The denoising loop: a reference photo and pose frames to video latents, then streamed decoding."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,6 +113,23 @@ class AnimateSettings:
     seed: int = 0
     reference: bool = True  # False (ablation): no reference tokens, only the CLIP context of the photo
     motion: bool = True  # False (ablation): motion modules skipped, every frame denoised on its own
+    cfg_steps: float = 1.0  # fast mode: CFG for this first share of the steps, then the conditional half alone
+    cache_interval: int = 1  # fast mode (DeepCache): the deep blocks run every K steps, their output reused between
+    window_batch: int = 1  # windows per UNet call (the same video; more memory, fewer calls)
+
+    def guided_steps(self, steps: int) -> int:
+        """How many of the first steps run CFG (0 at guidance 1)."""
+        return 0 if self.guidance == 1.0 else math.ceil(round(self.cfg_steps * steps, 6))
+
+
+def check_speed_settings(cfg_steps: float, cache_interval: int, window_batch: int) -> None:
+    """Refuse a CFG share outside [0, 1] (NaN too), a cache interval or a window batch below 1, in one line."""
+    if not 0 <= cfg_steps <= 1:
+        raise AnimateError(f"--cfg-steps must be a share of the steps in [0, 1], got {cfg_steps}")
+    if cache_interval < 1:
+        raise AnimateError(f"--cache-interval must be at least 1 (1: no caching), got {cache_interval}")
+    if window_batch < 1:
+        raise AnimateError(f"--window-batch must be at least 1, got {window_batch}")
 
 
 def clip_pixels(image: Image.Image) -> torch.Tensor:
@@ -133,6 +150,45 @@ def pose_pixels(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
 
 
+class WindowBatch:
+    """One video's per-call inputs for a UNet call over several windows at once: the latents of each window stacked
+    as videos ([uncond windows, cond windows] with CFG), their pose features, contexts, reference rows, guide and
+    control images."""
+
+    def __init__(self, pipeline: "AnimatePipeline", poses: PoseFrames, clip_context: torch.Tensor,
+                 reference: list[torch.Tensor] | None, guides: dict[bool, "Guide | None"], motion: bool):
+        self.pipeline, self.poses, self.clip_context = pipeline, poses, clip_context
+        self.reference, self.guides, self.motion = reference, guides, motion
+
+    def frames(self, source: PoseFrames, windows: list[range]) -> torch.Tensor:
+        """The windows' frames of `source` as [n, F, 3, H, W] in [0, 1] on the pipeline's device."""
+        pipeline = self.pipeline
+        return torch.stack([pose_pixels(source.read(w.start, w.stop)) for w in windows]).to(pipeline.device,
+                                                                                           pipeline.dtype)
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, windows: list[range], guided: bool,
+                controls: Sequence[Control], deep: torch.Tensor | None, keep_deep: bool):
+        """The UNet's output on the windows' latents x [n, C, F, h, w] (both CFG halves when guided), with every
+        acting ControlNet's residuals; (output, deep blocks' output) when `keep_deep`."""
+        models, n = self.pipeline.models, len(windows)
+        pose_features = models.pose_guider(self.frames(self.poses, windows).flatten(0, 1))
+        context = self.clip_context.expand(n, -1, -1)
+        reference_index = [0] * n
+        if guided:
+            x = torch.cat([x, x])
+            context = torch.cat([torch.zeros_like(context), context])
+            reference_index = [-1] * n + reference_index  # CFG's unconditional half reads no reference
+        down, mid = sum_residuals([
+            control.net(x, t, context, self.frames(control.frames, windows).transpose(1, 2), control.scale,
+                        self.motion)
+            for control in controls])
+        guide = self.guides[guided]
+        return models.animate_unet(x, t, context, pose_features, reference=self.reference,
+                                   reference_index=reference_index, motion=self.motion, down_residuals=down,
+                                   mid_residual=mid, guide=guide.repeat(n) if guide is not None else None,
+                                   deep=deep, keep_deep=keep_deep)
+
+
 class AnimatePipeline:
     """Animate Anyone inference: ReferenceNet once per video, windowed denoising with CFG, chunked decoding.
 
@@ -140,21 +196,29 @@ class AnimatePipeline:
     """
 
     def __init__(self, models: AnimateModels, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 offload: bool = False):
+                 offload: bool = False, decoder: torch.nn.Module | None = None):
         self.models = models
         self.device = torch.device(device)
         self.dtype = dtype
         self.offload = offload
+        self.decoder = decoder if decoder is not None else models.vae  # the VAE, or a tiny decoder of its latents
 
     @classmethod
     def for_inference(cls, models: AnimateModels, device: str | torch.device = "cpu",
-                      dtype: torch.dtype = torch.float32, offload: bool = False) -> "AnimatePipeline":
-        """A pipeline over `models` put in eval mode, frozen and cast to `dtype`, on `device` (the CPU when
-        offloading: each model then visits the device while it runs)."""
-        pipeline = cls(models, device, dtype, offload)
-        for module in models.modules().values():
+                      dtype: torch.dtype = torch.float32, offload: bool = False,
+                      decoder: torch.nn.Module | None = None) -> "AnimatePipeline":
+        """A pipeline over `models` (and a `decoder` to use instead of the VAE's) put in eval mode, frozen and cast to
+        `dtype`, on `device` (the CPU when offloading: each model then visits the device while it runs)."""
+        pipeline = cls(models, device, dtype, offload, decoder)
+        for module in [*models.modules().values(), *([decoder] if decoder is not None else [])]:
             pipeline.ready(module)
         return pipeline
+
+    def per_step_models(self) -> dict[str, torch.nn.Module]:
+        """The models that run every step or every frame (what --compile compiles): the denoising UNet, the
+        ControlNets and the decoder's decoding network."""
+        controls = {f"{kind} ControlNet": net for kind, net in self.models.controlnets.items()}
+        return {"denoising UNet": self.models.animate_unet, **controls, "decoder": self.decoder.decoder}
 
     def ready(self, module: torch.nn.Module) -> torch.nn.Module:
         """A model for this pipeline to run (a ControlNet): eval mode, frozen, in its precision, on its device (the
@@ -241,6 +305,7 @@ class AnimatePipeline:
         if settings.steps < 1:
             raise AnimateError(f"--steps must be at least 1, got {settings.steps}")
         check_guidance(settings.guidance)
+        check_speed_settings(settings.cfg_steps, settings.cache_interval, settings.window_batch)
 
     def initial_latents(self, num_frames: int, settings: AnimateSettings) -> torch.Tensor:
         """Seeded Gaussian noise [1, 4, F, H/s, W/s], drawn on the CPU so a seed gives the same video on any device."""
@@ -253,11 +318,13 @@ class AnimatePipeline:
     @torch.no_grad()
     def denoise(self, image: Image.Image | None, poses: PoseFrames, settings: AnimateSettings,
                 latents: torch.Tensor | None = None, progress: bool = True,
-                controls: Sequence[Control] = (), content: Content | None = None) -> torch.Tensor:
+                controls: Sequence[Control] = (), content: Content | None = None,
+                on_step: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
         """Denoised latents [1, 4, F, H/s, W/s] for every pose frame: float32, or float64 when the models run in
         float64. `controls`: Video ControlNets whose residuals join every window's call (both CFG halves).
         `content`: the guider's face and prompts (the conditional half only, a negative prompt the unconditional).
-        Without a photo (`image` None) there are no reference tokens and the CLIP context is the face crop's."""
+        Without a photo (`image` None) there are no reference tokens and the CLIP context is the face crop's.
+        `on_step(step, latents)` sees the latents after each step."""
         self.check(settings)
         num_frames = len(poses)
         if num_frames < 1:
@@ -289,49 +356,61 @@ class AnimatePipeline:
         overlap = settings.context_overlap if motion else 0
         windows = context_windows(num_frames, settings.context_frames, overlap)
         weights = [w.to(self.device) for w in blend_weights(windows, num_frames, overlap)]
-        guided = settings.guidance != 1.0
-        guide = self.content_guide(content, guided, face_features)
-        context = torch.cat([torch.zeros_like(clip_context), clip_context]) if guided else clip_context
-        reference_index = [-1, 0] if guided else [0]  # CFG's unconditional half reads no reference
         steps = len(scheduler.timesteps)
+        guided_steps = settings.guided_steps(steps)
+        guides = {guided: self.content_guide(content, guided, face_features)
+                  for guided in {step < guided_steps for step in range(steps)}}
+        batch = WindowBatch(self, poses, clip_context, reference, guides, motion)
+        groups = [range(start, min(start + settings.window_batch, len(windows)))
+                  for start in range(0, len(windows), settings.window_batch)]
+        caches: dict[int, torch.Tensor] = {}  # per window group, the deep blocks' output (DeepCache)
+        cache_device = torch.device("cpu") if self.device.type == "cuda" else self.device  # device memory stays flat
         with self._using(models.animate_unet, *(control.net for control in controls)):
             for step, t in enumerate(tqdm(scheduler.timesteps, desc="denoising", disable=not progress)):
-                prediction = torch.zeros_like(latents)
+                guided = step < guided_steps
                 acting = [control for control in controls if control.acts_at(step, steps)]
-                for window, weight in zip(windows, weights):
-                    pose = pose_pixels(poses.read(window.start, window.stop)).to(self.device, self.dtype)
-                    pose_features = models.pose_guider(pose)
-                    x = scheduler.scale_model_input(latents[:, :, window.start : window.stop], t).to(self.dtype)
-                    if guided:
-                        x = torch.cat([x, x])
-                    down, mid = sum_residuals([
-                        control.net(x, t, context, self._control_pixels(control, window), control.scale, motion)
-                        for control in acting])
-                    out = models.animate_unet(x, t, context, pose_features, reference=reference,
-                                              reference_index=reference_index, motion=motion,
-                                              down_residuals=down, mid_residual=mid, guide=guide).to(latents.dtype)
+                refresh = settings.cache_interval > 1 and step % settings.cache_interval == 0
+                prediction = torch.zeros_like(latents)
+                for group_index, group in enumerate(groups):
+                    group_windows = [windows[i] for i in group]
+                    x = torch.cat([scheduler.scale_model_input(latents[:, :, w.start : w.stop], t)
+                                   for w in group_windows]).to(self.dtype)
+                    deep = None
+                    if settings.cache_interval > 1 and not refresh:
+                        deep = caches[group_index].to(self.device)
+                        if not guided and len(deep) == 2 * len(x) * x.shape[2]:  # CFG stopped: the conditional rows
+                            deep = deep[len(deep) // 2 :]
+                    out = batch.predict(x, t, group_windows, guided, acting, deep, keep_deep=refresh)
+                    if refresh:
+                        out, kept = out
+                        caches[group_index] = kept.to(cache_device)
+                    out = out.to(latents.dtype)
                     if guided:
                         out = classifier_free_guidance(out, settings.guidance)
-                    prediction[:, :, window.start : window.stop] += out * weight[None, None, :, None, None]
+                    for i, window in zip(group, group_windows):
+                        part = out[i - group.start : i - group.start + 1]
+                        prediction[:, :, window.start : window.stop] += part * weights[i][None, None, :, None, None]
                 latents = scheduler.step(prediction, t, latents).prev_sample
+                if on_step is not None:
+                    on_step(step, latents)
         return latents
 
-    def _control_pixels(self, control: Control, window: range) -> torch.Tensor:
-        """A window of the control's frames as ControlNet input [1, 3, F, H, W] in [0, 1]."""
-        frames = pose_pixels(control.frames.read(window.start, window.stop))
-        return frames.transpose(0, 1)[None].to(self.device, self.dtype)
-
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, chunk: int = 8, float_output: bool = False) -> Iterator[np.ndarray]:
+    def decode(self, latents: torch.Tensor, chunk: int = 8, float_output: bool = False,
+               frames_per_call: int | None = None) -> Iterator[np.ndarray]:
         """Decode [1, 4, F, h, w] latents into RGB frames [n, H, W, 3], yielded `chunk` frames at a time: uint8, or
-        with `float_output` float32 in [0, 1], not rounded to 8 bits (for comparisons). The VAE sees one frame at a
-        time (flat activation memory)."""
-        vae = self.models.vae
+        with `float_output` float32 in [0, 1], not rounded to 8 bits (for comparisons). The decoder sees
+        `frames_per_call` frames at a time (default: 8 on a GPU, where a batch fills it; 1 elsewhere, flat memory)."""
+        vae = self.decoder
+        if frames_per_call is None:
+            frames_per_call = 8 if self.device.type == "cuda" else 1
+        if frames_per_call < 1:
+            raise AnimateError(f"frames_per_call must be at least 1, got {frames_per_call}")
         with self._using(vae):
             for start in range(0, latents.shape[2], chunk):
                 z = latents[0, :, start : start + chunk].transpose(0, 1).to(self.device, self.dtype)
                 z = z / vae.config.scaling_factor
-                images = torch.cat([vae.decode(frame).sample for frame in z.split(1)]).float()
+                images = torch.cat([vae.decode(frames).sample for frames in z.split(frames_per_call)]).float()
                 if float_output:
                     images = ((images + 1) / 2).clamp(0, 1)
                 else:

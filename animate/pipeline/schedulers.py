@@ -1,6 +1,6 @@
-"""The noise schedule the released weights were trained with, and the samplers built on it (diffusers' schedulers)."""
+"""The noise schedule the released weights were trained with, and the samplers built on it (diffusers' schedulers).
 
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, SchedulerMixin
+Light at import (the CLI lists the samplers before torch loads): diffusers is imported when a sampler is made."""
 
 # Training and correct inference (MusePose's fix of Moore's `linear` inference betas).
 NOISE_SCHEDULE = dict(
@@ -14,13 +14,18 @@ NOISE_SCHEDULE = dict(
     steps_offset=1,
 )
 
-SAMPLERS = ("ddim", "dpm++")
+SAMPLERS = ("ddim", "dpm++", "unipc")
 
 
-def make_scheduler(sampler: str = "ddim") -> SchedulerMixin:
-    """DDIM (eta 0, as released) or DPM-Solver++ (2nd order) on the training noise schedule."""
+def make_scheduler(sampler: str = "ddim"):
+    """DDIM (eta 0, as released), DPM-Solver++ (2nd order) or UniPC (UniPC-bh2, 2nd order) on the training noise
+    schedule; the last two end at sigma 0, as zero-SNR weights need."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+
     if sampler == "ddim":
         return DDIMScheduler(**NOISE_SCHEDULE, clip_sample=False)
     if sampler == "dpm++":
         return DPMSolverMultistepScheduler(**NOISE_SCHEDULE, algorithm_type="dpmsolver++", final_sigmas_type="zero")
+    if sampler == "unipc":
+        return UniPCMultistepScheduler(**NOISE_SCHEDULE, final_sigmas_type="zero")
     raise ValueError(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
