@@ -222,6 +222,14 @@ def _bad_case(name: str, tmp_path: Path, ref: Path, pose: Path, moore: Path) -> 
         (tmp_path / "notes.txt").write_text("these are my notes\n")
         return infer_args(ref, pose, tmp_path / "no_weights", "--upscale", "2", "--upscaler", tmp_path / "notes.txt"), \
             ["notes.txt", "neither torch.save's zip archive nor a pickle"]
+    if name == "cfg-steps-above-one":
+        return infer_args(ref, pose, tmp_path / "no_weights", "--cfg-steps", "1.5"), ["--cfg-steps", "[0, 1]", "1.5"]
+    if name == "cache-interval-zero":
+        return infer_args(ref, pose, tmp_path / "no_weights", "--cache-interval", "0"), ["--cache-interval", "at least 1"]
+    if name == "window-batch-zero":
+        return infer_args(ref, pose, tmp_path / "no_weights", "--window-batch", "0"), ["--window-batch", "at least 1"]
+    if name == "tiny-decoder-missing":
+        return infer_args(ref, pose, "random:tiny", "--decoder", "tiny"), ["--decoder tiny", "animate download --set taesd"]
     raise AssertionError(name)
 
 
@@ -229,7 +237,8 @@ BAD_CASES = [
     "missing-ref", "text-ref", "empty-pose", "corrupt-pose", "missing-weights", "garbage-unet", "motion-key-missing",
     "width-not-multiple-of-8", "context-over-position-table", "overlap-not-below-context", "zero-steps",
     "zero-frames", "dtype-fp64", "cuda-without-gpu", "negative-cfg", "nan-cfg", "negative-upscale-tile",
-    "nan-keypoints-no-align", "output-under-a-file", "output-in-proc", "text-as-upscaler",
+    "nan-keypoints-no-align", "output-under-a-file", "output-in-proc", "text-as-upscaler", "cfg-steps-above-one",
+    "cache-interval-zero", "window-batch-zero", "tiny-decoder-missing",
 ]
 
 

@@ -92,3 +92,21 @@ def test_a_resumed_control_run_equals_an_uninterrupted_one(dataset_of, tmp_path)
     b = load_file(str(checkpoints(resumed)[-1] / "weights" / "animate.safetensors"))
     assert a.keys() == b.keys() and any(k.startswith("controlnet.depth.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_control_dropout_blacks_out_whole_samples_of_the_kinds_images():
+    """control_images reads depth or pose images by kind; a dropped sample is black in every frame, a kept one as
+    it was; the share follows train.control_dropout (0: none, 1: all)."""
+    from stages.loop import control_images
+
+    generator = torch.Generator().manual_seed(0)
+    batch = {"depth_pixel_values": torch.rand(64, 2, 3, 4, 4, generator=generator) + 0.1,
+             "pose_pixel_values": torch.rand(64, 2, 3, 4, 4, generator=generator) + 0.1}
+    assert torch.equal(control_images(batch, "depth", 0.0), batch["depth_pixel_values"])
+    assert torch.equal(control_images(batch, "pose", 0.0), batch["pose_pixel_values"])
+    assert not control_images(batch, "depth", 1.0).any()
+    torch.manual_seed(1)
+    half = control_images(batch, "depth", 0.5)
+    black = (half == 0).flatten(1).all(1)
+    kept = torch.stack([torch.equal(a, b) for a, b in zip(half, batch["depth_pixel_values"])])
+    assert torch.equal(black, ~kept) and 16 < int(black.sum()) < 48

@@ -221,3 +221,12 @@ def test_the_text_set_is_sd15s_clip_text_encoder(tmp_path, calls):
     assert {p.parent for p in paths} == {tmp_path / "clip-vit-large-patch14"}
     with pytest.raises(AnimateError, match="cannot load the text encoder"):  # the fake files: found, then refused
         load_text_encoder(tmp_path)
+
+
+def test_the_taesd_set_is_madebyollins_diffusers_folder(tmp_path, calls):
+    """`animate download --set taesd`: the diffusers-format files of madebyollin/taesd into pretrained_weights/taesd
+    (the folder --decoder tiny reads)."""
+    paths = download_weights(tmp_path, "taesd", progress=False)
+    assert required_files("taesd") == ["taesd/config.json", "taesd/diffusion_pytorch_model.safetensors"]
+    assert calls == [("madebyollin/taesd", "config.json"), ("madebyollin/taesd", "diffusion_pytorch_model.safetensors")]
+    assert paths == [tmp_path / p for p in required_files("taesd")]

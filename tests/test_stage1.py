@@ -168,7 +168,7 @@ def test_sigterm_saves_a_checkpoint_then_exits_143(dataset, tmp_path, run_cli, m
     assert result.out == ""
 
 
-@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "control", "guider", "distill"])
 def test_release_and_tiny_configs_have_the_same_keys(stage):
     from omegaconf import OmegaConf
 

@@ -90,8 +90,12 @@ class InferOptions:
     fast: bool = False
 
 
-# What --fast sets where the command line leaves an option unset (the fastest measured mode: README, benchmarks).
+# What --fast sets where the command line leaves an option unset: the fastest measured combination within the
+# reference run's quality (README, docs/benchmarks.md); on a distilled student (its own steps, no CFG) and on a plain
+# weight set. Both also decode with TAESD when it fits the weights.
+FAST_STUDENT_PRESET = {"cache_interval": 2}
 FAST_PRESET = {"cfg_steps": 0.5, "cache_interval": 2}
+SPEED_DEFAULTS = {"cfg_steps": 1.0, "cache_interval": 1, "window_batch": 1}
 
 
 def case_name(options: InferOptions) -> str:
@@ -162,8 +166,8 @@ def check_case(options: InferOptions) -> CaseInputs:
         raise AnimateError("--upscaler goes with --upscale 2 or 4")
     if options.cfg is not None:
         check_guidance(options.cfg)
-    options = with_preset(options)
-    check_speed_settings(options.cfg_steps, options.cache_interval, options.window_batch)
+    check_speed_settings(*(SPEED_DEFAULTS[name] if getattr(options, name) is None else getattr(options, name)
+                           for name in SPEED_DEFAULTS))
     check_tile(options.upscale_tile)
     check_content_options(options.face, options.prompt, options.face_scale, options.text_scale, options.ref is not None)
     reference = None if options.ref is None else load_image(options.ref)
@@ -197,13 +201,12 @@ def check_case(options: InferOptions) -> CaseInputs:
     return CaseInputs(reference, pose_type, out, tuple(kinds), face)
 
 
-def with_preset(options: InferOptions) -> InferOptions:
-    """The options with --fast's values where they are unset, then every unset speed option at its default."""
-    preset = FAST_PRESET if options.fast else {}
-    given = {name: getattr(options, name) for name in ("cfg_steps", "cache_interval", "window_batch")}
-    defaults = {"cfg_steps": 1.0, "cache_interval": 1, "window_batch": 1}
-    return replace(options, **{name: value if value is not None else preset.get(name, defaults[name])
-                               for name, value in given.items()})
+def with_preset(options: InferOptions, student: bool) -> InferOptions:
+    """The options with --fast's values (a student's preset or the plain one) where they are unset, then every unset
+    speed option at its default."""
+    preset = (FAST_STUDENT_PRESET if student else FAST_PRESET) if options.fast else {}
+    return replace(options, **{name: value if (value := getattr(options, name)) is not None
+                               else preset.get(name, default) for name, default in SPEED_DEFAULTS.items()})
 
 
 def session_decoder(options: InferOptions, models: AnimateModels) -> tuple[torch.nn.Module | None, list[str]]:
@@ -261,7 +264,7 @@ def run_infer(options: InferOptions) -> Path:
 
 def run_case(session: InferSession, options: InferOptions, inputs: CaseInputs) -> Path:
     """One (photo, pose) case on the session's models: settings, keypoints, denoising, the finished files."""
-    options = with_preset(options)
+    options = with_preset(options, session.pipeline.models.student is not None)
     profile, pipeline, reference = session.profile, session.pipeline, inputs.reference
     width, height = canvas_size(*(PHOTO_FREE_ASPECT if reference is None else reference.size), options.width,
                                 options.height, profile.short_side)
