@@ -108,5 +108,5 @@ def test_control_dropout_blacks_out_whole_samples_of_the_kinds_images():
     torch.manual_seed(1)
     half = control_images(batch, "depth", 0.5)
     black = (half == 0).flatten(1).all(1)
-    kept = torch.stack([torch.equal(a, b) for a, b in zip(half, batch["depth_pixel_values"])])
+    kept = torch.tensor([torch.equal(a, b) for a, b in zip(half, batch["depth_pixel_values"])])
     assert torch.equal(black, ~kept) and 16 < int(black.sum()) < 48
