@@ -15,6 +15,7 @@ import tracemalloc
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderTiny
 from PIL import Image
 
 from animate.errors import AnimateError
@@ -22,6 +23,7 @@ from animate.dtypes import resolve_device
 from animate.models.bundle import AnimateModels, build_random_models
 from animate.models.weights import load_models
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
+from animate.pipeline.compile import compiled_models
 from animate.pose.frames import PoseFrames
 from animate.pose.render import draw_pose
 from animate.pose.synthetic import draw_person, synthetic_dance, synthetic_hands
@@ -47,6 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--dtype", choices=("auto", "fp16", "fp32"), default="auto")
     parser.add_argument("--weights", help="a weight set (as for `animate infer --weights`); default random weights of --size")
+    parser.add_argument("--cfg", type=float, default=3.5)
+    parser.add_argument("--cfg-steps", type=float, default=1.0, help="CFG on this first share of the steps (fast mode)")
+    parser.add_argument("--cache-interval", type=int, default=1, help="DeepCache interval (fast mode)")
+    parser.add_argument("--window-batch", type=int, default=1)
+    parser.add_argument("--decoder", choices=("vae", "tiny"), default="vae",
+                        help="tiny: a random TAESD-shaped AutoencoderTiny (timing only)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile (inductor) the per-step models")
     parser.add_argument("--out", type=Path, help="also append the table to this markdown file")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one length in this process
     args = parser.parse_args(argv)
@@ -117,8 +126,9 @@ class CallCounter:
 
 def settings_of(args: argparse.Namespace) -> AnimateSettings:
     """The sampling settings of the timed runs (guidance and sampler at AnimateSettings' defaults)."""
-    return AnimateSettings(width=args.width, height=args.height, steps=args.steps,
-                           context_frames=args.context_frames, context_overlap=args.context_overlap)
+    return AnimateSettings(width=args.width, height=args.height, steps=args.steps, guidance=args.cfg,
+                           context_frames=args.context_frames, context_overlap=args.context_overlap,
+                           cfg_steps=args.cfg_steps, cache_interval=args.cache_interval, window_batch=args.window_batch)
 
 
 def measure_one(args: argparse.Namespace, num_frames: int) -> dict:
@@ -128,7 +138,10 @@ def measure_one(args: argparse.Namespace, num_frames: int) -> dict:
     on the step count (every step reads the same windows, decoding is the same), so one step measures it.
     """
     settings = settings_of(args)
-    pipeline = AnimatePipeline.for_inference(load(args), args.torch_device, args.torch_dtype)
+    decoder = AutoencoderTiny() if args.decoder == "tiny" else None
+    pipeline = AnimatePipeline.for_inference(load(args), args.torch_device, args.torch_dtype, decoder=decoder)
+    if args.compile:
+        compiled_models(pipeline.per_step_models())
     pipeline.check(settings)
     counter = CallCounter(pipeline.models.denoising_unet)
     reference = Image.fromarray(draw_person(synthetic_dance(1, seed=1)[0], args.width, args.height, seed=1))
@@ -193,7 +206,9 @@ def table(args: argparse.Namespace, machine: str, rows: list[dict]) -> str:
     lines = [
         machine,
         "",
-        f"{weights}, {s.width}x{s.height}, {s.steps} steps ({s.sampler}, CFG {s.guidance}), context {s.context_frames}"
+        f"{weights}, {s.width}x{s.height}, {s.steps} steps ({s.sampler}, CFG {s.guidance}, --cfg-steps {s.cfg_steps}, "
+        f"--cache-interval {s.cache_interval}, --window-batch {s.window_batch}, decoder {args.decoder}"
+        f"{', compiled' if args.compile else ''}), context {s.context_frames}"
         f"/overlap {s.context_overlap}, {args.torch_device.type} {str(args.torch_dtype).removeprefix('torch.')}",
         "",
         "| " + " | ".join(COLUMNS) + " |",

@@ -31,6 +31,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cfg", type=float, default=3.5)
     parser.add_argument("--max-videos", type=int, help="score only the first N test videos")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cache-interval", type=int, default=1, help="DeepCache interval of every run (fast mode)")
+    parser.add_argument("--only-model", action="store_true", help="score the model alone (no ablations, no baseline)")
     return parser.parse_args(argv)
 
 
@@ -63,20 +65,22 @@ def main(argv: list[str] | None = None) -> None:
         for entry in entries:
             os.symlink(entry["video"].resolve(), truth / f"{entry['name']}.mp4")
         base = InferOptions(ref=Path(), pose=Path(), weights=args.weights, steps=args.steps, cfg=args.cfg,
-                            seed=args.seed, pose_type="skeleton", progress=False)
+                            seed=args.seed, pose_type="skeleton", progress=False, cache_interval=args.cache_interval)
         session = open_session(base)
         rows = {}
-        for variant, changes in VARIANTS.items():
+        for variant, changes in (VARIANTS if not args.only_model else {"model": {}}).items():
             for entry in entries:
                 options = dataclasses.replace(base, ref=entry["ref"], pose=entry["pose"], width=entry["width"],
                                               height=entry["height"], out=Path(tmp) / f"{variant}-{entry['name']}.mp4",
                                               frames_dir=out / variant / entry["name"], **changes)
                 run_case(session, options, check_case(options))
             rows[variant] = mean_scores(evaluate(out / variant, truth))
-        for entry in entries:
-            photo_baseline(entry, out / "reference-photo" / entry["name"])
-        rows["reference photo"] = mean_scores(evaluate(out / "reference-photo", truth))
-    print(f"{len(entries)} held-out videos of {args.data}, weights {args.weights}, {args.steps} steps, CFG {args.cfg}\n")
+        if not args.only_model:
+            for entry in entries:
+                photo_baseline(entry, out / "reference-photo" / entry["name"])
+            rows["reference photo"] = mean_scores(evaluate(out / "reference-photo", truth))
+    print(f"{len(entries)} held-out videos of {args.data}, weights {args.weights}, {args.steps} steps, CFG {args.cfg}, "
+          f"cache interval {args.cache_interval}\n")
     print("| | PSNR dB | SSIM | L1 | flicker |\n|---|---:|---:|---:|---:|")
     for name, s in rows.items():
         print(f"| {name} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['l1']:.4f} | {s['flicker']:.3f} |")
