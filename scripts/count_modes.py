@@ -51,6 +51,7 @@ MODES = (
     Mode("DDIM 30, --cfg-steps 0.5 --cache-interval 2", cfg_steps=0.5, cache_interval=2),
     Mode("UniPC 10, CFG 3.5", sampler="unipc", steps=10),
     Mode("DPM++ 10, CFG 3.5", sampler="dpm++", steps=10),
+    Mode("UniPC 10, --cache-interval 2", sampler="unipc", steps=10, cache_interval=2),
     Mode("UniPC 10, --cfg-steps 0.5 --cache-interval 2", sampler="unipc", steps=10, cfg_steps=0.5, cache_interval=2),
     Mode("DDIM 16, CFG 3.5 (the distillation's teacher)", steps=16),
     Mode("DDIM 4, CFG 3.5 (the model at the student's steps)", steps=4),

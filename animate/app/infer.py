@@ -205,8 +205,10 @@ def with_preset(options: InferOptions, student: bool) -> InferOptions:
     """The options with --fast's values (a student's preset or the plain one) where they are unset, then every unset
     speed option at its default."""
     preset = (FAST_STUDENT_PRESET if student else FAST_PRESET) if options.fast else {}
-    return replace(options, **{name: value if (value := getattr(options, name)) is not None
-                               else preset.get(name, default) for name, default in SPEED_DEFAULTS.items()})
+    chosen = {name: value for name, value in preset.items() if getattr(options, name) is None}
+    chosen |= {name: default for name, default in SPEED_DEFAULTS.items()
+               if getattr(options, name) is None and name not in chosen}
+    return replace(options, **chosen)
 
 
 def session_decoder(options: InferOptions, models: AnimateModels) -> tuple[torch.nn.Module | None, list[str]]:
