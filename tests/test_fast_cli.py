@@ -72,8 +72,9 @@ def test_the_tiny_decoder_decodes_what_the_pipeline_makes(run_cli, ref_photo, po
 
 @pytest.mark.parametrize("student", [True, False], ids=["student", "plain"])
 def test_fast_picks_the_measured_preset(student, run_cli, ref_photo, pose_video, monkeypatch, tmp_path):
-    """--fast on a student: its steps, no CFG, the preset's cache interval; on a plain set: the preset's CFG share
-    and cache interval on the profile's steps. Options given explicitly win; without TAESD it decodes with the VAE."""
+    """--fast on a student: its steps and no CFG (and the student preset, empty as measured); on a plain set: the
+    preset's sampler, CFG share and cache interval. Options given explicitly win (--steps 2, --cache-interval 1);
+    without TAESD it decodes with the VAE."""
     from animate.app.infer import FAST_PRESET, FAST_STUDENT_PRESET
 
     models = build_random_models("tiny")
@@ -91,5 +92,6 @@ def test_fast_picks_the_measured_preset(student, run_cli, ref_photo, pose_video,
     preset = FAST_STUDENT_PRESET if student else FAST_PRESET
     first, second = seen
     assert (first.steps, first.guidance) == ((3, 1.0) if student else (2, 3.5))
-    assert (first.cache_interval, first.cfg_steps) == (preset["cache_interval"], preset.get("cfg_steps", 1.0))
+    assert (first.sampler, first.cache_interval, first.cfg_steps) == (
+        preset.get("sampler", "ddim"), preset.get("cache_interval", 1), preset.get("cfg_steps", 1.0))
     assert second.cache_interval == 1

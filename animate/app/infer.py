@@ -93,8 +93,10 @@ class InferOptions:
 # What --fast sets where the command line leaves an option unset: the fastest measured combination within the
 # reference run's quality (README, docs/benchmarks.md); on a distilled student (its own steps, no CFG) and on a plain
 # weight set. Both also decode with TAESD when it fits the weights.
-FAST_STUDENT_PRESET = {"cache_interval": 2}
-FAST_PRESET = {"cfg_steps": 0.5, "cache_interval": 2}
+# Measured on the demo (docs/benchmarks.md, "Speed modes"): a student is best alone (DeepCache on its 4 steps lost
+# 0.07 dB and a per-video tie); a plain set is best at UniPC 10 with CFG on the first half and DeepCache at 2.
+FAST_STUDENT_PRESET: dict = {}
+FAST_PRESET = {"sampler": "unipc", "steps": 10, "cfg_steps": 0.5, "cache_interval": 2}
 SPEED_DEFAULTS = {"cfg_steps": 1.0, "cache_interval": 1, "window_batch": 1}
 
 
