@@ -24,6 +24,7 @@ from animate.models.bundle import AnimateModels, build_random_models
 from animate.models.weights import load_models
 from animate.pipeline.animate import AnimatePipeline, AnimateSettings
 from animate.pipeline.compile import compiled_models
+from animate.pipeline.schedulers import SAMPLERS
 from animate.pose.frames import PoseFrames
 from animate.pose.render import draw_pose
 from animate.pose.synthetic import draw_person, synthetic_dance, synthetic_hands
@@ -50,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", choices=("auto", "fp16", "fp32"), default="auto")
     parser.add_argument("--weights", help="a weight set (as for `animate infer --weights`); default random weights of --size")
     parser.add_argument("--cfg", type=float, default=3.5)
+    parser.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     parser.add_argument("--cfg-steps", type=float, default=1.0, help="CFG on this first share of the steps (fast mode)")
     parser.add_argument("--cache-interval", type=int, default=1, help="DeepCache interval (fast mode)")
     parser.add_argument("--window-batch", type=int, default=1)
@@ -126,7 +128,7 @@ class CallCounter:
 
 def settings_of(args: argparse.Namespace) -> AnimateSettings:
     """The sampling settings of the timed runs (guidance and sampler at AnimateSettings' defaults)."""
-    return AnimateSettings(width=args.width, height=args.height, steps=args.steps, guidance=args.cfg,
+    return AnimateSettings(width=args.width, height=args.height, steps=args.steps, guidance=args.cfg, sampler=args.sampler,
                            context_frames=args.context_frames, context_overlap=args.context_overlap,
                            cfg_steps=args.cfg_steps, cache_interval=args.cache_interval, window_batch=args.window_batch)
 

@@ -91,10 +91,11 @@ def run_mode(pipeline: AnimatePipeline, mode: Mode, entry: dict, frames: int, se
 
 
 def mean(values: list[float]) -> float:
+    """The mean, NaN for none."""
     return float(np.mean(values)) if values else math.nan
 
 
-def table(results: dict[str, Scores], frames: int) -> str:
+def table(results: dict[str, Scores]) -> str:
     """The measured table: time, against the reference run, against the truth, per-video wins or ties."""
     reference = next(r for m, r in results.items() if next(x for x in MODES if x.name == m).reference)
     ref_truth = [s[0] for s in reference.vs_truth]
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(entries)} held-out videos of {args.data}, first {args.frames} frames each (one window), seed "
           f"{args.seed}; model {args.weights}, student {args.student}; the whole run took "
           f"{(time.perf_counter() - started) / 60:.1f} min\n")
-    print(table(results, args.frames))
+    print(table(results))
     if args.json:
         args.json.write_text(json.dumps({name: vars(r) for name, r in results.items()}, indent=1))
 

@@ -20,6 +20,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from animate.models.bundle import build_animate_unets, size_config
 from animate.models.unet import build_unet
+from animate.pipeline.animate import AnimateSettings
 from animate.pipeline.windows import context_windows
 
 FRAMES, WINDOW, OVERLAP = 120, 24, 4
@@ -140,7 +141,8 @@ def mode_tflop(mode: Mode, c: dict[str, float]) -> float:
     """TFLOP per frame of a 120-frame video in a mode: every step's window calls (full or outer level, CFG or not,
     the pose guider again), the decode, and the per-video encoders and ReferenceNet shared over the frames."""
     ours, _ = windows_per_frame()
-    guided = 0 if mode.cfg == 1.0 else math.ceil(round(mode.cfg_steps * mode.steps, 6))
+    guided = AnimateSettings(512, 768, steps=mode.steps, guidance=mode.cfg, cfg_steps=mode.cfg_steps).guided_steps(
+        mode.steps)
     per_step = []
     for step in range(mode.steps):
         level = "full" if mode.cache_interval == 1 or step % mode.cache_interval == 0 else "outer"

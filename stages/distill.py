@@ -58,6 +58,9 @@ def train(config_path: str | Path, overrides: list[str] = (), resume_from: str |
     # Models: the teacher's set, frozen; the student a copy of its denoising UNet and motion modules, all trained.
     models = load_models(cfg.init.weights)
     check_round(steps, guidance, models.student, str(cfg.init.weights))
+    if run.condition_dropout:
+        raise AnimateError(f"train.condition_dropout must be 0 for distillation (the student replaces the guided "
+                           f"sampler: it always reads the photo), got {run.condition_dropout}")
     if models.animate_unet.motion_pe_length is None:
         raise AnimateError(f"{cfg.init.weights} has no motion modules: distil a stage-2 weight set")
     for model in models.modules().values():

@@ -82,13 +82,13 @@ class ProgressiveDistillation:
     def teacher_velocity(self, latents: torch.Tensor, timesteps: torch.Tensor, batch: Batch) -> torch.Tensor:
         """The teacher's v-prediction as the pipeline makes it: CFG over [no reference and a zero context, the
         batch's own], or the conditional call alone at guidance 1."""
-        keep = torch.zeros(len(latents), dtype=torch.bool)
+        dropped = torch.zeros(len(latents), dtype=torch.bool)  # every row reads its photo
         if self.guidance == 1.0:
-            return self.teacher(latents, timesteps, batch.reference, batch.context, batch.pose, keep)
+            return self.teacher(latents, timesteps, batch.reference, batch.context, batch.pose, dropped)
         both = lambda x: torch.cat([x, x])  # noqa: E731
         out = self.teacher(both(latents), both(timesteps), both(batch.reference),
                            torch.cat([torch.zeros_like(batch.context), batch.context]), both(batch.pose),
-                           torch.cat([~keep, keep]))
+                           torch.cat([~dropped, dropped]))
         return classifier_free_guidance(out, self.guidance)
 
     @torch.no_grad()
@@ -111,6 +111,6 @@ class ProgressiveDistillation:
         a, b = _roots(alpha, x0)
         noisy = a * x0 + b * noise
         landing = self.target(noisy, index, batch)
-        keep = torch.zeros(len(x0), dtype=torch.bool)
-        prediction = student(noisy, t.to(x0.device), batch.reference, batch.context, batch.pose, keep)
+        dropped = torch.zeros(len(x0), dtype=torch.bool)  # the student always reads the photo
+        prediction = student(noisy, t.to(x0.device), batch.reference, batch.context, batch.pose, dropped)
         return weighted_mse(prediction, velocity_for(noisy, landing, alpha, alpha_next), None)

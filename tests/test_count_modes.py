@@ -35,4 +35,4 @@ def test_deepcache_skips_the_deep_blocks_and_the_fast_student_clears_8x(count):
     moore = module.moore_tflop(c)
     by_name = {mode.name: module.mode_tflop(mode, c) for mode in module.MODES}
     assert by_name["reference: DDIM 30, CFG 3.5"] < moore
-    assert moore / by_name["student: DDIM 4, no CFG, --cache-interval 2"] >= 8
+    assert moore / by_name["student: DDIM 4, no CFG"] >= 8  # what --fast runs on a student (with the VAE)

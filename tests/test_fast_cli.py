@@ -26,12 +26,12 @@ def tiny_taesd(levels: int = 4) -> AutoencoderTiny:
 def test_compile_where_torch_cannot_is_one_line_or_a_fallback(run_cli, ref_photo, pose_video, monkeypatch, tmp_path):
     """--compile stops before any model loads with one line saying what to do; --compile-fallback warns once and
     runs uncompiled."""
-    monkeypatch.setattr(compile_module, "compiler_problem", lambda backend: "no C++ compiler found")
+    monkeypatch.setattr(compile_module, "compiler_problem", lambda backend, device: "no C++ compiler found")
     pose = pose_video(3)
     line = assert_one_error_line(run_cli(infer_args(ref_photo, pose, tmp_path / "no_weights", "--compile")), 2)
     assert "torch cannot compile here (no C++ compiler found)" in line and "--compile-fallback" in line
     assert leftovers(tmp_path) == []
-    result = run_cli(infer_args(ref_photo, pose, "random:tiny", "--compile", "--compile-fallback", "-o", "o.mp4"))
+    result = run_cli(infer_args(ref_photo, pose, "random:tiny", "--compile-fallback", "-o", "o.mp4"))
     assert result.code == 0, result.err
     assert result.err.count("warning: torch cannot compile here (no C++ compiler found): running uncompiled") == 1
 

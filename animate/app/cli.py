@@ -68,7 +68,7 @@ def _add_infer(commands) -> None:
     speed.add_argument("--cache-interval", type=int, help="DeepCache: the UNet's deep blocks run every K steps, "
                        "their output reused between (default 1: every step)")
     speed.add_argument("--decoder", choices=("vae", "tiny"), help="tiny: TAESD (`animate download --set taesd`), "
-                       "18x fewer FLOPs than the VAE at sd15, softer (default vae)")
+                       "18x fewer FLOPs than the VAE at sd15; its quality is not measured here (default vae)")
     speed.add_argument("--fast", action="store_true", help="the best measured fast combination: a distilled "
                        "student at its own steps without CFG; other weights UniPC 10 steps, --cfg-steps 0.5, "
                        "--cache-interval 2; both with --decoder tiny where TAESD fits. Options given explicitly win")

@@ -243,7 +243,8 @@ def open_session(options: InferOptions) -> InferSession:
     device, dtype = resolve_device(options.device, options.dtype)
     if options.decoder == "tiny":
         tiny_decoder_folder(options.weights)  # missing: its one line, before the models load
-    compile_warning = check_compiler("inductor", options.compile_fallback) if options.compile else None
+    compile_models = options.compile or options.compile_fallback  # --compile-fallback alone means --compile too
+    compile_warning = check_compiler("inductor", device, options.compile_fallback) if compile_models else None
     models = load_models(options.weights, profile=options.profile, motion_module=options.motion_module)
     control_notes = add_controlnets(models, options.controls, str(options.weights))
     guider_notes = add_guider(models, options.guider, options.weights)
@@ -252,7 +253,7 @@ def open_session(options: InferOptions) -> InferSession:
     notes = [f"loaded {options.weights}: {describe(models)}", *control_notes, *guider_notes, *decoder_notes]
     if compile_warning is not None:
         notes.append(compile_warning)
-    elif options.compile:
+    elif compile_models:
         notes.append(f"compiled (inductor, channels-last): {', '.join(compiled_models(pipeline.per_step_models()))}")
     if str(options.weights).startswith("random:"):
         notes.insert(0, "note: random weights — the video shows structure only, not a person (demo until a trained "

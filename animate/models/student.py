@@ -5,6 +5,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import AnimateError
+from ..pipeline.guidance import check_guidance
+from ..pipeline.schedulers import SAMPLERS
 
 METADATA_KEY = "student"
 
@@ -35,4 +37,7 @@ def student_from_metadata(metadata: dict[str, str], source: Path) -> StudentSamp
         raise AnimateError(f"{source}: a damaged '{METADATA_KEY}' metadata entry ({err})") from None
     if not (isinstance(student.steps, int) and student.steps >= 1):
         raise AnimateError(f"{source}: a student needs a step count >= 1, got {student.steps!r}")
+    if student.sampler not in SAMPLERS:
+        raise AnimateError(f"{source}: a student's sampler must be one of {', '.join(SAMPLERS)}, got {student.sampler!r}")
+    check_guidance(student.guidance)
     return student

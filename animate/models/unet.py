@@ -147,6 +147,8 @@ class AnimateUNet(FrameModel):
         their motion modules and reference, guider and ControlNet inputs) on it, skipping every deeper block.
         """
         batch, _, num_frames = latents.shape[:3]
+        if deep is not None and keep_deep:
+            raise ValueError("a call given the deep blocks' output does not run them: keep_deep needs deep=None")
         if (down_residuals is None) != (mid_residual is None):
             raise ValueError("ControlNet residuals need both down_residuals and mid_residual")
         sample = rearrange(latents, "b c f h w -> (b f) c h w")
@@ -198,6 +200,9 @@ def outer_level(unet: UNet2DConditionModel, sample: torch.Tensor, timestep: torc
     first down block, then the last up block on `deep` (a cached output of the deeper blocks) with the outer skip
     features (+ their ControlNet residuals), and the output head. For the SD-1.5 topology (no class or added
     embeddings, sizes divisible by 2^levels)."""
+    if unet.class_embedding is not None or unet.config.addition_embed_type or unet.time_embed_act is not None:
+        raise ValueError("the outer-level call (DeepCache) supports the SD-1.5 topology only: no class, added or "
+                         "activated time embeddings")
     emb = unet.time_embedding(unet.get_time_embed(sample=sample, timestep=timestep), None)
     hidden = unet.conv_in(sample)
     first, last = unet.down_blocks[0], unet.up_blocks[-1]

@@ -167,7 +167,8 @@ class WindowBatch:
                                                                                            pipeline.dtype)
 
     def predict(self, x: torch.Tensor, t: torch.Tensor, windows: list[range], guided: bool,
-                controls: Sequence[Control], deep: torch.Tensor | None, keep_deep: bool):
+                controls: Sequence[Control], deep: torch.Tensor | None,
+                keep_deep: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The UNet's output on the windows' latents x [n, C, F, h, w] (both CFG halves when guided), with every
         acting ControlNet's residuals; (output, deep blocks' output) when `keep_deep`."""
         models, n = self.pipeline.models, len(windows)
@@ -400,10 +401,11 @@ class AnimatePipeline:
                frames_per_call: int | None = None) -> Iterator[np.ndarray]:
         """Decode [1, 4, F, h, w] latents into RGB frames [n, H, W, 3], yielded `chunk` frames at a time: uint8, or
         with `float_output` float32 in [0, 1], not rounded to 8 bits (for comparisons). The decoder sees
-        `frames_per_call` frames at a time (default: 8 on a GPU, where a batch fills it; 1 elsewhere, flat memory)."""
+        `frames_per_call` frames at a time (default: 8 on a GPU, where a batch fills it; 1 elsewhere, and when
+        offloading for a small GPU: flat memory)."""
         vae = self.decoder
         if frames_per_call is None:
-            frames_per_call = 8 if self.device.type == "cuda" else 1
+            frames_per_call = 8 if self.device.type == "cuda" and not self.offload else 1
         if frames_per_call < 1:
             raise AnimateError(f"frames_per_call must be at least 1, got {frames_per_call}")
         with self._using(vae):

@@ -7,20 +7,21 @@ from torch import nn
 from ..errors import AnimateError, first_line
 
 
-def compiler_problem(backend: str) -> str | None:
-    """None when torch can compile and run a small function with `backend` here, else the first line of why not."""
+def compiler_problem(backend: str, device: torch.device | str = "cpu") -> str | None:
+    """None when torch can compile and run a small function with `backend` on `device` here (inductor needs a C++
+    compiler on a CPU, triton on a GPU), else the first line of why not."""
     try:
         probe = torch.compile(lambda x: torch.nn.functional.silu(x) * 2 + 1, backend=backend, fullgraph=True)
-        probe(torch.ones(4))
+        probe(torch.ones(4, device=device))
     except Exception as err:  # inductor fails in many ways without a C++ compiler or triton
         return first_line(err) or type(err).__name__
     return None
 
 
-def check_compiler(backend: str, fallback: bool) -> str | None:
-    """Refuse --compile where torch cannot compile, in one line; with `fallback`, a warning line instead (the run
-    goes on uncompiled). Returns that warning, or None when compiling works."""
-    problem = compiler_problem(backend)
+def check_compiler(backend: str, device: torch.device | str, fallback: bool) -> str | None:
+    """Refuse --compile where torch cannot compile for `device`, in one line; with `fallback`, a warning line instead
+    (the run goes on uncompiled). Returns that warning, or None when compiling works."""
+    problem = compiler_problem(backend, device)
     if problem is None:
         return None
     if not fallback:

@@ -2,6 +2,11 @@
 
 Light at import (the CLI lists the samplers before torch loads): diffusers is imported when a sampler is made."""
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diffusers import SchedulerMixin
+
 # Training and correct inference (MusePose's fix of Moore's `linear` inference betas).
 NOISE_SCHEDULE = dict(
     num_train_timesteps=1000,
@@ -17,7 +22,7 @@ NOISE_SCHEDULE = dict(
 SAMPLERS = ("ddim", "dpm++", "unipc")
 
 
-def make_scheduler(sampler: str = "ddim"):
+def make_scheduler(sampler: str = "ddim") -> "SchedulerMixin":
     """DDIM (eta 0, as released), DPM-Solver++ (2nd order) or UniPC (UniPC-bh2, 2nd order) on the training noise
     schedule; the last two end at sigma 0, as zero-SNR weights need."""
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
