@@ -82,7 +82,7 @@ def test_the_student_overfits_one_batch():
         torch.manual_seed(0)  # the same grid point and noise each time
         return rounds.loss(student, batch)
 
-    first, last = overfit(loss, student_unet.unet.parameters(), 40)
+    first, last = overfit(loss, student_unet.unet.parameters(), 25)
     assert last < 0.3 * first, (first, last)
     assert all(not p.requires_grad for p in models.animate_unet.parameters())
 
